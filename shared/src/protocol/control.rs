@@ -1,0 +1,402 @@
+//! Typed control messages (websocket text messages, JSON with a `type` tag).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    MAX_CONTROL_MESSAGE_BYTES, MAX_CREDENTIAL_BYTES, MAX_MONITOR_DIMENSION, MAX_MONITORS,
+    MAX_TEXT_BYTES, ProtocolError, check_version,
+};
+use crate::ids::{AgentId, ContactId, MonitorId};
+use crate::time::{AgentMicros, UtcMicros, UtcMillis};
+
+/// The first message of every connection, agent → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the agent speaks.
+    pub protocol_version: u16,
+    /// The agent's id, from enrolment.
+    pub agent_id: AgentId,
+    /// The agent's credential, from enrolment.
+    pub credential: String,
+    /// The logged-in operating-system user.
+    pub os_user: String,
+    /// The machine's name.
+    pub machine: String,
+    /// The monitors the agent can capture.
+    pub monitors: Vec<MonitorInfo>,
+    /// The agent's software version.
+    pub agent_version: String,
+}
+
+/// One monitor as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorInfo {
+    /// The agent's number for this monitor.
+    pub id: MonitorId,
+    /// Left edge in the virtual desktop, pixels.
+    pub x: i32,
+    /// Top edge in the virtual desktop, pixels.
+    pub y: i32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Scale factor of the monitor (1.0, 1.25, 2.0, ...).
+    pub scale: f32,
+    /// Whether it is the primary monitor.
+    pub primary: bool,
+}
+
+/// A video codec carried in frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoCodec {
+    /// H.264 access units in Annex-B form.
+    H264,
+}
+
+/// The stream settings the server imposes, sent in [`Welcome`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamSettings {
+    /// Lowest frame rate while the screen changes (a still screen sends only heartbeats).
+    pub fps_min: f32,
+    /// Highest frame rate.
+    pub fps_max: f32,
+    /// Bitrate cap per monitor, kbit/s.
+    pub bitrate_cap_kbps: u32,
+    /// Longest interval between two keyframes, seconds (bounds seek time).
+    pub keyframe_interval_s: u32,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            fps_min: 1.0,
+            fps_max: 5.0,
+            bitrate_cap_kbps: 500,
+            keyframe_interval_s: 10,
+        }
+    }
+}
+
+/// The server's answer to an accepted [`Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version both sides now speak.
+    pub protocol_version: u16,
+    /// Stream settings for this agent.
+    pub settings: StreamSettings,
+    /// The server's clock when it sent the welcome (a first, coarse clock reading).
+    pub server_time: UtcMicros,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// The agent's protocol version is not supported.
+    UnsupportedProtocolVersion,
+    /// The agent id is unknown or the credential is wrong.
+    BadCredential,
+    /// The first message was not a valid `Hello`.
+    MalformedHello,
+    /// The same agent already has a live connection.
+    AlreadyConnected,
+    /// The server is shutting down; reconnect later.
+    ShuttingDown,
+    /// The agent broke the protocol after the handshake (bad frame, oversized message, ...).
+    ProtocolViolation,
+}
+
+/// A typed refusal, sent before the server closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Machine-readable reason.
+    pub code: RefusalCode,
+    /// Human-readable detail.
+    pub message: String,
+    /// The protocol versions the server accepts.
+    pub supported_versions: Vec<u16>,
+}
+
+/// Messages from the agent to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// The handshake (first message only).
+    Hello(Hello),
+    /// A clock measurement request (t0 on the agent's clock).
+    Ping {
+        /// Echoed in the pong.
+        nonce: u64,
+        /// t0.
+        agent_sent: AgentMicros,
+    },
+    /// Periodic liveness and status.
+    Heartbeat {
+        /// Contacts the agent is recording now.
+        recording: Vec<ContactId>,
+        /// Bytes waiting in the agent's offline spool.
+        spool_bytes: u64,
+    },
+    /// A stream's parameters, sent before its first frame and whenever they change.
+    StreamParams {
+        /// The contact.
+        contact: ContactId,
+        /// The monitor.
+        monitor: MonitorId,
+        /// The codec of the frames that follow.
+        codec: VideoCodec,
+        /// Encoded width, pixels.
+        width: u32,
+        /// Encoded height, pixels.
+        height: u32,
+    },
+    /// The monitor layout changed.
+    Monitors {
+        /// The new layout.
+        monitors: Vec<MonitorInfo>,
+    },
+    /// Recording a contact failed on the agent.
+    RecordingFailed {
+        /// The contact.
+        contact: ContactId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Messages from the server to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The handshake was accepted.
+    Welcome(Welcome),
+    /// The connection is refused; the server closes it next.
+    Refused(Refusal),
+    /// Answer to a ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+        /// t0, echoed.
+        agent_sent: AgentMicros,
+        /// t1.
+        server_received: UtcMicros,
+        /// t2.
+        server_sent: UtcMicros,
+    },
+    /// Start recording the screen for a contact.
+    Start {
+        /// The contact the frames belong to.
+        contact: ContactId,
+    },
+    /// Stop recording a contact.
+    Stop {
+        /// The contact.
+        contact: ContactId,
+    },
+    /// The contact's recording is to be kept (the call was answered).
+    Keep {
+        /// The contact.
+        contact: ContactId,
+    },
+    /// The contact's recording is to be discarded (the call was not answered).
+    Discard {
+        /// The contact.
+        contact: ContactId,
+    },
+    /// A call event to show to the agent or mark locally.
+    Marker {
+        /// The contact.
+        contact: ContactId,
+        /// The event's label ("On Hold", ...).
+        label: String,
+        /// When it happened.
+        at: UtcMillis,
+    },
+    /// Send a keyframe as soon as possible.
+    RequestKeyframe {
+        /// The contact.
+        contact: ContactId,
+        /// The monitor, or every monitor when `None`.
+        monitor: Option<MonitorId>,
+    },
+    /// Frames up to and including `sequence` are durable on the server.
+    Ack {
+        /// The contact.
+        contact: ContactId,
+        /// The monitor.
+        monitor: MonitorId,
+        /// The highest durable sequence number.
+        sequence: u64,
+    },
+}
+
+fn check_size(text: &str) -> Result<(), ProtocolError> {
+    if text.len() > MAX_CONTROL_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge {
+            what: "control message",
+            size: text.len(),
+            limit: MAX_CONTROL_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn check_text(field: &'static str, value: &str, limit: usize) -> Result<(), ProtocolError> {
+    if value.len() > limit {
+        return Err(ProtocolError::Invalid {
+            field,
+            reason: format!("longer than {limit} bytes"),
+        });
+    }
+    Ok(())
+}
+
+fn check_monitors(monitors: &[MonitorInfo]) -> Result<(), ProtocolError> {
+    if monitors.len() > MAX_MONITORS {
+        return Err(ProtocolError::Invalid {
+            field: "monitors",
+            reason: format!("{} monitors, at most {MAX_MONITORS}", monitors.len()),
+        });
+    }
+    for monitor in monitors {
+        let dimension_ok = |d: u32| (1..=MAX_MONITOR_DIMENSION).contains(&d);
+        if !dimension_ok(monitor.width) || !dimension_ok(monitor.height) {
+            return Err(ProtocolError::Invalid {
+                field: "monitors",
+                reason: format!(
+                    "monitor {} is {}x{}",
+                    monitor.id, monitor.width, monitor.height
+                ),
+            });
+        }
+        if !(monitor.scale.is_finite() && (0.25..=8.0).contains(&monitor.scale)) {
+            return Err(ProtocolError::Invalid {
+                field: "monitors",
+                reason: format!("monitor {} has scale {}", monitor.id, monitor.scale),
+            });
+        }
+    }
+    let mut ids: Vec<_> = monitors.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != monitors.len() {
+        return Err(ProtocolError::Invalid {
+            field: "monitors",
+            reason: "duplicate monitor id".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The version field of a `Hello`, read before the rest so that a future `Hello` whose other
+/// fields changed is still refused with the right reason.
+#[derive(Deserialize)]
+struct VersionProbe {
+    #[serde(rename = "type")]
+    kind: String,
+    protocol_version: u16,
+}
+
+impl AgentMessage {
+    /// Parses and validates a text message from an agent.
+    pub fn parse(text: &str) -> Result<AgentMessage, ProtocolError> {
+        check_size(text)?;
+        if let Ok(probe) = serde_json::from_str::<VersionProbe>(text)
+            && probe.kind == "hello"
+        {
+            check_version(probe.protocol_version)?;
+        }
+        let message: AgentMessage =
+            serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        message.validate()?;
+        Ok(message)
+    }
+
+    /// Checks every field against the protocol's limits.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        match self {
+            AgentMessage::Hello(hello) => {
+                check_version(hello.protocol_version)?;
+                if hello.credential.is_empty() {
+                    return Err(ProtocolError::Invalid {
+                        field: "credential",
+                        reason: "empty".into(),
+                    });
+                }
+                check_text("credential", &hello.credential, MAX_CREDENTIAL_BYTES)?;
+                check_text("os_user", &hello.os_user, MAX_TEXT_BYTES)?;
+                check_text("machine", &hello.machine, MAX_TEXT_BYTES)?;
+                check_text("agent_version", &hello.agent_version, MAX_TEXT_BYTES)?;
+                if hello.agent_id.0 == Uuid::nil() {
+                    return Err(ProtocolError::Invalid {
+                        field: "agent_id",
+                        reason: "nil".into(),
+                    });
+                }
+                check_monitors(&hello.monitors)
+            }
+            AgentMessage::Monitors { monitors } => check_monitors(monitors),
+            AgentMessage::StreamParams { width, height, .. } => {
+                if !(1..=MAX_MONITOR_DIMENSION).contains(width)
+                    || !(1..=MAX_MONITOR_DIMENSION).contains(height)
+                {
+                    return Err(ProtocolError::Invalid {
+                        field: "stream_params",
+                        reason: format!("{width}x{height}"),
+                    });
+                }
+                Ok(())
+            }
+            AgentMessage::RecordingFailed { reason, .. } => {
+                check_text("reason", reason, MAX_TEXT_BYTES)
+            }
+            AgentMessage::Heartbeat { recording, .. } => {
+                if recording.len() > 64 {
+                    return Err(ProtocolError::Invalid {
+                        field: "recording",
+                        reason: "more than 64 contacts".into(),
+                    });
+                }
+                Ok(())
+            }
+            AgentMessage::Ping { .. } => Ok(()),
+        }
+    }
+
+    /// The message as JSON text.
+    pub fn to_json(&self) -> String {
+        // Plain structs, string keys and finite numbers: serialisation cannot fail.
+        serde_json::to_string(self).expect("control messages always serialise")
+    }
+}
+
+impl ServerMessage {
+    /// Parses a text message from the server.
+    pub fn parse(text: &str) -> Result<ServerMessage, ProtocolError> {
+        check_size(text)?;
+        let message: ServerMessage =
+            serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        if let ServerMessage::Welcome(welcome) = &message {
+            check_version(welcome.protocol_version)?;
+        }
+        Ok(message)
+    }
+
+    /// The message as JSON text.
+    pub fn to_json(&self) -> String {
+        // Plain structs, string keys and finite numbers: serialisation cannot fail.
+        serde_json::to_string(self).expect("control messages always serialise")
+    }
+
+    /// The refusal for an unsupported version, with the versions this build accepts.
+    pub fn refusal(code: RefusalCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Refused(Refusal {
+            code,
+            message: message.into(),
+            supported_versions: super::SUPPORTED_PROTOCOL_VERSIONS.to_vec(),
+        })
+    }
+}
