@@ -1,0 +1,173 @@
+//! The server's configuration: one set of serde structs, layered from defaults → the TOML file →
+//! `CAPTURE_*` environment variables → command-line flags, validated once at start into
+//! [`Settings`].
+//!
+//! Every key of the file is also an environment variable: `CAPTURE_` + the key path in upper case
+//! with `__` between sections (`tls.cert_file` → `CAPTURE_TLS__CERT_FILE`). `CAPTURE_CONFIG` names
+//! the file itself. Unknown keys, wrong types and out-of-range values stop the server with an
+//! error that names the key, its value and where it came from.
+
+mod settings;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use settings::{LogFormat, Settings, TlsSource};
+
+/// The environment variable prefix of every key.
+pub const ENV_PREFIX: &str = "CAPTURE_";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port of the HTTPS listener (agents, webhooks, API and replay UI).
+    pub listen: SocketAddr,
+    /// Directory holding the database, the call buffer, the archive and the generated TLS
+    /// certificate. Relative paths are taken from the working directory.
+    pub data_dir: PathBuf,
+    /// Seconds that open requests and connections get to finish on shutdown (1–300).
+    pub shutdown_grace_s: u64,
+    /// TLS certificate.
+    pub tls: TlsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The `[tls]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain to serve (leaf first). With `key_file`; when neither is set, a
+    /// certificate authority and a server certificate are generated in `<data_dir>/tls` on first
+    /// start and kept.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file` (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// Host names and IP addresses the generated certificate is valid for.
+    pub generated_names: Vec<String>,
+}
+
+/// The `[log]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Filter directives, e.g. `info` or `info,capture_server=debug`.
+    pub level: String,
+    /// Output format: `text` for people, `json` for log collectors.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            data_dir: PathBuf::from("capture-data"),
+            shutdown_grace_s: 10,
+            tls: TlsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            generated_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// Values given on the command line, which override every other source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A configuration that cannot be used, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be merged (syntax, unknown key, wrong type).
+    #[error("invalid configuration: {0}")]
+    Source(String),
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: `{key}` = {value}: {reason}")]
+    Invalid {
+        /// The key path (`tls.cert_file`).
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Merges the layers. `file` is the TOML file (`--config` / `CAPTURE_CONFIG`), which must exist
+    /// when given. Environment variables are read here, at start, and nowhere else.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Source(format!(
+                    "configuration file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides));
+        figment
+            .extract()
+            .map_err(|error| ConfigError::Source(describe(error)))
+    }
+}
+
+/// One line per problem, each naming the key and where its value came from.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.path.join("."))
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {source})"),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests;
