@@ -1,1 +1,6 @@
-//! placeholder
+//! Capture's test harnesses: a server on port 0 with temporary storage, an HTTPS client that
+//! verifies the server's generated certificate, and SCN sample data shared by the crash tests
+//! and the benchmarks. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
+
+pub mod scn_samples;
+pub mod server;

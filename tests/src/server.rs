@@ -1,0 +1,112 @@
+//! A real Capture server on a loopback port 0 with its own temporary data directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use capture_server::config::{Config, Settings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server; dropping it stops the server.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory (deleted with the server).
+    pub data_dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), capture_server::ServerError>>>,
+}
+
+impl TestServer {
+    /// Starts a server with default settings on `127.0.0.1:0` and waits until it answers.
+    pub async fn start() -> anyhow::Result<TestServer> {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `adjust` changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestServer> {
+        let data_dir = tempfile::tempdir()?;
+        let mut config = Config { data_dir: data_dir.path().to_owned(), ..Config::default() };
+        config.shutdown_grace_s = 2;
+        adjust(&mut config);
+        let settings = Settings::from_config(config)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(capture_server::run(settings, listener, async {
+            let _ = stopped.await;
+        }));
+        let server = TestServer { addr, data_dir, stop: Some(stop), task: Some(task) };
+        server.wait_healthy().await?;
+        Ok(server)
+    }
+
+    /// `https://localhost:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// The generated CA certificate clients must trust.
+    pub fn ca_file(&self) -> PathBuf {
+        self.data_dir.path().join("tls").join(capture_server::tls::GENERATED_CA)
+    }
+
+    /// A client that trusts only this server's CA.
+    pub fn client(&self) -> anyhow::Result<reqwest::Client> {
+        https_client(&self.ca_file())
+    }
+
+    async fn wait_healthy(&self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.ca_file().exists() {
+                let client = self.client()?;
+                if let Ok(response) = client.get(format!("{}/healthz", self.base_url())).send().await
+                    && response.status().is_success()
+                {
+                    return Ok(());
+                }
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "server did not become healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Signals shutdown and waits for `run` to return, with its result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().context("already stopped")?;
+        task.await??;
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// An HTTPS client that verifies certificates against `ca_file` alone.
+pub fn https_client(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file)? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder().use_preconfigured_tls(tls).timeout(Duration::from_secs(30)).build()?)
+}
