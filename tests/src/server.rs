@@ -104,9 +104,11 @@ pub fn https_client(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
         roots.add(cert?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // A preconfigured rustls config carries its own ALPN list; offer HTTP/2 as browsers do.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(reqwest::Client::builder().use_preconfigured_tls(tls).timeout(Duration::from_secs(30)).build()?)
 }
