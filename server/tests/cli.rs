@@ -11,30 +11,50 @@ const BINARY: &str = env!("CARGO_BIN_EXE_capture-server");
 /// Runs the binary in `dir` with `args` and extra environment; returns (exit code, stderr).
 fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut command = Command::new(BINARY);
-    command.current_dir(dir).args(args).env_remove("CAPTURE_CONFIG");
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("CAPTURE_CONFIG");
     for (key, value) in env {
         command.env(key, value);
     }
     let output = command.output().expect("run capture-server");
-    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn an_unknown_key_a_wrong_type_and_an_out_of_range_value_each_exit_non_zero_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("unknown.toml"), "listen = \"127.0.0.1:0\"\nlog_levl = \"debug\"\n").expect("write");
+    std::fs::write(
+        dir.path().join("unknown.toml"),
+        "listen = \"127.0.0.1:0\"\nlog_levl = \"debug\"\n",
+    )
+    .expect("write");
     let (code, stderr) = run_to_exit(dir.path(), &["--config", "unknown.toml"], &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("log_levl") && stderr.contains("unknown.toml"), "{stderr}");
+    assert!(
+        stderr.contains("log_levl") && stderr.contains("unknown.toml"),
+        "{stderr}"
+    );
 
-    std::fs::write(dir.path().join("type.toml"), "[tls]\ngenerated_names = \"localhost\"\n").expect("write");
+    std::fs::write(
+        dir.path().join("type.toml"),
+        "[tls]\ngenerated_names = \"localhost\"\n",
+    )
+    .expect("write");
     let (code, stderr) = run_to_exit(dir.path(), &["--config", "type.toml"], &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("tls.generated_names"), "{stderr}");
 
     let (code, stderr) = run_to_exit(dir.path(), &[], &[("CAPTURE_SHUTDOWN_GRACE_S", "100000")]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("shutdown_grace_s") && stderr.contains("100000"), "{stderr}");
+    assert!(
+        stderr.contains("shutdown_grace_s") && stderr.contains("100000"),
+        "{stderr}"
+    );
 
     let (code, stderr) = run_to_exit(dir.path(), &["run", "--listen", "not-an-address"], &[]);
     assert_eq!(code, 2, "{stderr}");
@@ -65,13 +85,20 @@ fn start(dir: &Path, args: &[&str]) -> (Child, String, std::thread::JoinHandle<V
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
                 && json["fields"]["message"] == "capture server listening"
             {
-                let _ = address_tx.send(json["fields"]["address"].as_str().unwrap_or_default().to_owned());
+                let _ = address_tx.send(
+                    json["fields"]["address"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
             }
             lines.push(line);
         }
         lines
     });
-    let address = address_rx.recv_timeout(Duration::from_secs(30)).expect("server reported its address");
+    let address = address_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server reported its address");
     (child, address, lines)
 }
 
@@ -87,7 +114,10 @@ fn with_no_configuration_it_starts_and_stops_on_sigterm_within_its_deadline() {
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok());
 
     let started = Instant::now();
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     // Grace period (3 s) plus the server's slack: the process must be gone by then.
     let deadline = Duration::from_secs(3) + capture_server::SHUTDOWN_SLACK;
@@ -95,11 +125,21 @@ fn with_no_configuration_it_starts_and_stops_on_sigterm_within_its_deadline() {
         if let Some(exit) = child.try_wait().expect("wait") {
             break exit;
         }
-        assert!(started.elapsed() < deadline, "still running {:?} after SIGTERM", started.elapsed());
+        assert!(
+            started.elapsed() < deadline,
+            "still running {:?} after SIGTERM",
+            started.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "{exit:?}");
     let lines = lines.join().expect("log reader");
-    assert!(lines.iter().any(|l| l.contains("SIGTERM received")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("\"stopped\"")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("SIGTERM received")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("\"stopped\"")),
+        "{lines:#?}"
+    );
 }

@@ -13,15 +13,31 @@ pub fn header() -> ScnHeader {
         agent: AgentId(Uuid::from_u128(0xa9e47)),
         contact: ContactId(Uuid::from_u128(0xc047ac7)),
         created: UtcMicros(1_795_000_000_000_000),
-        monitors: vec![MonitorInfo { id: MonitorId(0), x: 0, y: 0, width: 1920, height: 1080, scale: 1.0, primary: true }],
-        clock_anchor: Some(ClockAnchor { agent: AgentMicros(0), server: UtcMicros(1_795_000_000_000_000), rtt_us: 500 }),
+        monitors: vec![MonitorInfo {
+            id: MonitorId(0),
+            x: 0,
+            y: 0,
+            width: 1920,
+            height: 1080,
+            scale: 1.0,
+            primary: true,
+        }],
+        clock_anchor: Some(ClockAnchor {
+            agent: AgentMicros(0),
+            server: UtcMicros(1_795_000_000_000_000),
+            rtt_us: 500,
+        }),
     }
 }
 
 /// The size of video record `sequence`: mostly small P-frames, a keyframe every 50, like a real
 /// screen stream (first IDR ≈ 70 KB, P-frames 1–12 KB).
 pub fn video_size(sequence: u64) -> usize {
-    if sequence % 50 == 0 { 70_000 } else { 1_000 + (sequence.wrapping_mul(7_919) % 11_000) as usize }
+    if sequence.is_multiple_of(50) {
+        70_000
+    } else {
+        1_000 + (sequence.wrapping_mul(7_919) % 11_000) as usize
+    }
 }
 
 /// The size of video record `sequence` in a stream of large frames (1–4 MB, like 4K keyframes of
@@ -62,7 +78,7 @@ pub fn video_sized(sequence: u64, size: usize) -> Record {
         monitor: MonitorId(0),
         sequence,
         captured: AgentMicros(sequence * 200_000),
-        keyframe: sequence % 50 == 0,
+        keyframe: sequence.is_multiple_of(50),
         data,
     }
 }

@@ -30,7 +30,10 @@ impl TestServer {
     /// Starts a server after `adjust` changed its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestServer> {
         let data_dir = tempfile::tempdir()?;
-        let mut config = Config { data_dir: data_dir.path().to_owned(), ..Config::default() };
+        let mut config = Config {
+            data_dir: data_dir.path().to_owned(),
+            ..Config::default()
+        };
         config.shutdown_grace_s = 2;
         adjust(&mut config);
         let settings = Settings::from_config(config)?;
@@ -40,7 +43,12 @@ impl TestServer {
         let task = tokio::spawn(capture_server::run(settings, listener, async {
             let _ = stopped.await;
         }));
-        let server = TestServer { addr, data_dir, stop: Some(stop), task: Some(task) };
+        let server = TestServer {
+            addr,
+            data_dir,
+            stop: Some(stop),
+            task: Some(task),
+        };
         server.wait_healthy().await?;
         Ok(server)
     }
@@ -52,7 +60,10 @@ impl TestServer {
 
     /// The generated CA certificate clients must trust.
     pub fn ca_file(&self) -> PathBuf {
-        self.data_dir.path().join("tls").join(capture_server::tls::GENERATED_CA)
+        self.data_dir
+            .path()
+            .join("tls")
+            .join(capture_server::tls::GENERATED_CA)
     }
 
     /// A client that trusts only this server's CA.
@@ -65,13 +76,19 @@ impl TestServer {
         loop {
             if self.ca_file().exists() {
                 let client = self.client()?;
-                if let Ok(response) = client.get(format!("{}/healthz", self.base_url())).send().await
+                if let Ok(response) = client
+                    .get(format!("{}/healthz", self.base_url()))
+                    .send()
+                    .await
                     && response.status().is_success()
                 {
                     return Ok(());
                 }
             }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "server did not become healthy");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "server did not become healthy"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -110,5 +127,8 @@ pub fn https_client(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
         .with_no_client_auth();
     // A preconfigured rustls config carries its own ALPN list; offer HTTP/2 as browsers do.
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(reqwest::Client::builder().use_preconfigured_tls(tls).timeout(Duration::from_secs(30)).build()?)
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()?)
 }

@@ -21,8 +21,16 @@ fn every_acknowledged_record_survives_sigkill() {
     for file in 0..FILES {
         let path = dir.path().join(format!("contact-{file}.scn"));
         // Half the files carry multi-megabyte records, so that kills land inside a write.
-        let sizes = if file % 2 == 0 { Sizes::Screen } else { Sizes::Large };
-        let mode = if sizes == Sizes::Screen { "screen" } else { "large" };
+        let sizes = if file % 2 == 0 {
+            Sizes::Screen
+        } else {
+            Sizes::Large
+        };
+        let mode = if sizes == Sizes::Screen {
+            "screen"
+        } else {
+            "large"
+        };
         let mut acknowledged: Option<u64> = None;
         // Records read back after the previous kill: the next child continues after them, so
         // they count as durable even when the new child dies before acknowledging anything.
@@ -57,9 +65,13 @@ fn every_acknowledged_record_survives_sigkill() {
             for (index, record) in videos.iter().enumerate() {
                 let sequence = index as u64;
                 let expected = scn_samples::video_sized(sequence, sizes.of(sequence));
-                assert!(**record == expected, "file {file} kill {kill}: record {index} differs");
+                assert!(
+                    **record == expected,
+                    "file {file} kill {kill}: record {index} differs"
+                );
             }
-            let must_have = (acknowledged.map_or(0, |last| last + 1) as usize).max(recovered_before);
+            let must_have =
+                (acknowledged.map_or(0, |last| last + 1) as usize).max(recovered_before);
             assert!(
                 videos.len() == must_have || videos.len() == must_have + 1,
                 "file {file} kill {kill}: {} records read, {must_have} acknowledged",
@@ -70,7 +82,10 @@ fn every_acknowledged_record_survives_sigkill() {
             }
             recovered_before = videos.len();
             if let Some(dropped) = &recovery.dropped {
-                assert!(matches!(dropped.reason, DropReason::Torn { .. }), "file {file} kill {kill}: {dropped:?}");
+                assert!(
+                    matches!(dropped.reason, DropReason::Torn { .. }),
+                    "file {file} kill {kill}: {dropped:?}"
+                );
                 torn_tails += 1;
             }
             assert!(!recovery.ended);
@@ -80,5 +95,8 @@ fn every_acknowledged_record_survives_sigkill() {
         "{} kills: {torn_tails} torn tails reported and cut, {in_flight_seen} in-flight records kept",
         FILES * KILLS_PER_FILE
     );
-    assert!(torn_tails > 0, "no kill landed inside a write: the torn-tail path went untested");
+    assert!(
+        torn_tails > 0,
+        "no kill landed inside a write: the torn-tail path went untested"
+    );
 }

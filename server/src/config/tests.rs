@@ -1,3 +1,6 @@
+// figment::Jail fixes the closure type to `Result<(), figment::Error>`, a large error type.
+#![allow(clippy::result_large_err)]
+
 use figment::Jail;
 
 use super::*;

@@ -17,7 +17,9 @@ scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 M
 
 /// Asks Linux to drop clean pages from its cache (needs root); false when it could not.
 fn drop_page_cache() -> bool {
-    let synced = std::process::Command::new("sync").status().is_ok_and(|s| s.success());
+    let synced = std::process::Command::new("sync")
+        .status()
+        .is_ok_and(|s| s.success());
     synced && std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
 }
 
@@ -29,9 +31,14 @@ struct Options {
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let name = args.next().context(USAGE)?;
-    let mut options = Options { seconds: 0, mb: 1024 };
+    let mut options = Options {
+        seconds: 0,
+        mb: 1024,
+    };
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--seconds" => options.seconds = value.parse().context("--seconds")?,
             "--mb" => options.mb = value.parse().context("--mb")?,
@@ -64,7 +71,11 @@ fn round(value: f64, digits: i32) -> f64 {
 /// Appends the screen-stream record mix for `seconds` per policy, in one-second windows, and
 /// reports the median window's records/s and MB/s.
 fn scn_append(options: &Options) -> anyhow::Result<serde_json::Value> {
-    let seconds = if options.seconds == 0 { 10 } else { options.seconds };
+    let seconds = if options.seconds == 0 {
+        10
+    } else {
+        options.seconds
+    };
     let dir = tempfile::tempdir_in(std::env::current_dir()?)?;
     let policies = [
         ("every_record", FsyncPolicy::EveryRecord),
@@ -73,7 +84,10 @@ fn scn_append(options: &Options) -> anyhow::Result<serde_json::Value> {
     ];
     // Records are made up front so the windows time the writer alone.
     let records: Vec<_> = (0..500).map(scn_samples::video).collect();
-    let mean_bytes = (0..500).map(|s| scn_samples::video_size(s) as f64).sum::<f64>() / 500.0;
+    let mean_bytes = (0..500)
+        .map(|s| scn_samples::video_size(s) as f64)
+        .sum::<f64>()
+        / 500.0;
     let mut result = serde_json::Map::new();
     for (name, policy) in policies {
         let path = dir.path().join(format!("{name}.scn"));
@@ -95,7 +109,9 @@ fn scn_append(options: &Options) -> anyhow::Result<serde_json::Value> {
         }
         writer.sync()?;
         let (records_s, mb_s) = (median(&mut per_s), median(&mut mb_per_s));
-        eprintln!("{name:>12}: {records_s:>9.0} records/s {mb_s:>8.1} MB/s (median of {seconds} 1 s windows)");
+        eprintln!(
+            "{name:>12}: {records_s:>9.0} records/s {mb_s:>8.1} MB/s (median of {seconds} 1 s windows)"
+        );
         result.insert(format!("{name}_records_per_s"), json!(round(records_s, 0)));
         result.insert(format!("{name}_mb_per_s"), json!(round(mb_s, 1)));
         std::fs::remove_file(&path)?;
@@ -131,7 +147,10 @@ fn scn_recover(options: &Options) -> anyhow::Result<serde_json::Value> {
         file.sync_all()?;
     }
     let file_bytes = std::fs::metadata(&path)?.len();
-    eprintln!("wrote {written} records, {:.0} MB with a torn tail", file_bytes as f64 / 1e6);
+    eprintln!(
+        "wrote {written} records, {:.0} MB with a torn tail",
+        file_bytes as f64 / 1e6
+    );
 
     // A cold run first when the page cache can be dropped (root on Linux), then warm runs.
     let cold = drop_page_cache();
@@ -149,7 +168,9 @@ fn scn_recover(options: &Options) -> anyhow::Result<serde_json::Value> {
         anyhow::ensure!(count == written, "recovered {count} of {written} records");
         dropped_bytes = reader.dropped().context("torn tail not reported")?.bytes;
         let kind = if run == 0 && cold { "cold" } else { "warm" };
-        eprintln!("run {run} ({kind} cache): {count} records in {elapsed:.2} s, dropped {dropped_bytes} bytes");
+        eprintln!(
+            "run {run} ({kind} cache): {count} records in {elapsed:.2} s, dropped {dropped_bytes} bytes"
+        );
         if run == 0 && cold {
             cold_s = Some(elapsed);
         } else if run > 0 {

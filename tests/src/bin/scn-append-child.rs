@@ -13,17 +13,31 @@ use capture_shared::scn::{FsyncPolicy, Record, ScnWriter, recover};
 use capture_tests::scn_samples::{self, Sizes};
 
 fn main() -> anyhow::Result<()> {
-    let path = PathBuf::from(std::env::args().nth(1).context("usage: scn-append-child FILE [screen|large]")?);
+    let path = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .context("usage: scn-append-child FILE [screen|large]")?,
+    );
     let sizes = match std::env::args().nth(2).as_deref() {
         None | Some("screen") => Sizes::Screen,
         Some("large") => Sizes::Large,
         Some(other) => anyhow::bail!("unknown size mode {other:?}"),
     };
     let (mut writer, mut next) = if path.exists() {
-        let videos = recover(&path)?.records.iter().filter(|r| matches!(r, Record::Video { .. })).count();
-        (ScnWriter::open_append(&path, FsyncPolicy::EveryRecord)?.0, videos as u64)
+        let videos = recover(&path)?
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Video { .. }))
+            .count();
+        (
+            ScnWriter::open_append(&path, FsyncPolicy::EveryRecord)?.0,
+            videos as u64,
+        )
     } else {
-        (ScnWriter::create(&path, &scn_samples::header(), FsyncPolicy::EveryRecord)?, 0)
+        (
+            ScnWriter::create(&path, &scn_samples::header(), FsyncPolicy::EveryRecord)?,
+            0,
+        )
     };
     let mut stdout = std::io::stdout().lock();
     loop {
