@@ -10,8 +10,10 @@
 
 pub mod config;
 pub mod http;
+pub mod integration;
 pub mod metrics;
 pub mod tls;
+pub mod webex;
 
 use std::future::Future;
 use std::net::TcpListener;
