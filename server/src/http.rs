@@ -1,5 +1,5 @@
-//! The HTTPS router: health, metrics, and (in later modules) webhooks, the agents' websocket, the
-//! API and the replay UI.
+//! The HTTPS router: health, metrics, the Webex webhook receiver and the API (later: the agents'
+//! websocket and the replay UI).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,7 +8,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
@@ -23,13 +24,19 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// Builds the router.
-pub fn router(state: AppState) -> Router {
+/// Builds the router: health and metrics, the Webex webhook receiver, the API.
+pub fn router(state: AppState, receiver: crate::integration::receiver::Receiver, api: crate::api::ApiState) -> Router {
+    let webhooks = Router::new()
+        .route("/webhooks/webex", post(crate::integration::receiver::receive))
+        .layer(DefaultBodyLimit::max(crate::webex::webhook::MAX_WEBHOOK_BYTES))
+        .with_state(receiver);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(webhooks)
+        .merge(crate::api::router(api))
+        .layer(middleware::from_fn_with_state(state, track))
 }
 
 /// The body of `GET /healthz`.

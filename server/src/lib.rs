@@ -4,14 +4,22 @@
 //! line, the configuration and the signals. Modules, named after the seed's parts:
 //!
 //! - [`config`]: layered configuration, validated once into [`config::Settings`];
+//! - [`integration`]: Webex call and agent events → per-agent state machine → recording commands;
+//! - [`webex`]: Webex's wire formats (webhook envelope and signature, payloads, timestamps);
+//! - [`store`]: the metadata database (the only module with SQL);
+//! - [`api`]: the JSON API under `/api/v1`;
+//! - [`http`]: the router (`/healthz`, `/metrics`, webhooks, API);
 //! - [`tls`]: the served certificate, generated on first start unless configured;
-//! - [`http`]: the router (`/healthz`, `/metrics`);
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`], [`clock`], [`files`]: cross-cutting helpers.
 
+pub mod api;
+pub mod clock;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod integration;
 pub mod metrics;
+pub mod store;
 pub mod tls;
 pub mod webex;
 
@@ -21,19 +29,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum_server::tls_rustls::RustlsConfig;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::config::Settings;
+use crate::clock::Clock;
+use crate::config::{SecretSource, Settings};
+use crate::integration::link::{AgentLink, NoAgentLink};
+use crate::integration::processor::Processor;
+use crate::integration::receiver::Receiver;
+use crate::store::Store;
 
-/// Extra time past the grace period before [`run`] stops waiting for connections to close.
+/// Extra time past the grace period before [`run`] stops waiting for connections and tasks.
 pub const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The data directory could not be created.
-    #[error("data directory {path}: {source}")]
+    /// A file in the data directory could not be created or read.
+    #[error("{path}: {source}")]
     DataDir {
-        /// The directory.
+        /// The file or directory.
         path: std::path::PathBuf,
         /// The error.
         source: std::io::Error,
@@ -41,9 +58,27 @@ pub enum ServerError {
     /// The TLS certificate could not be loaded or generated.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
+}
+
+/// What [`run_with`] takes besides the settings: the parts tests replace.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// The clock (tests anchor it, and run on tokio's paused clock).
+    pub clock: Clock,
+    /// How commands reach agents.
+    pub link: Arc<dyn AgentLink>,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts { clock: Clock::system(), link: Arc::new(NoAgentLink) }
+    }
 }
 
 /// Serves until `shutdown` completes, then lets open requests finish within the configured grace
@@ -53,20 +88,77 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
-        path: settings.data_dir.clone(),
-        source,
-    })?;
+    run_with(settings, listener, shutdown, Parts::default()).await
+}
+
+fn data_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
+    move |source| ServerError::DataDir { path: path.to_owned(), source }
+}
+
+/// Reads or generates the webhook secret.
+fn webhook_secret(source: &SecretSource) -> Result<String, ServerError> {
+    match source {
+        SecretSource::Value(secret) => Ok(secret.clone()),
+        SecretSource::File(path) => files::read_secret(path).map_err(data_error(path)),
+        SecretSource::Generated(path) => {
+            let (secret, generated) = files::load_or_generate_secret(path).map_err(data_error(path))?;
+            if generated {
+                tracing::info!(file = %path.display(), "generated the Webex webhook secret");
+            }
+            Ok(secret)
+        }
+    }
+}
+
+/// [`run`] with replaceable parts.
+pub async fn run_with(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    parts: Parts,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(data_error(&settings.data_dir))?;
     let tls_settings = settings.tls.clone();
     let tls = tokio::task::spawn_blocking(move || tls::load(&tls_settings))
         .await
         .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+    let store = Store::open(&settings.data_dir).await?;
+    let secret = webhook_secret(&settings.webhook_secret)?;
+    let token_path = settings.data_dir.join(api::API_TOKEN_FILE);
+    let (token, generated) = files::load_or_generate_secret(&token_path).map_err(data_error(&token_path))?;
+    if generated {
+        tracing::info!(file = %token_path.display(), "generated the administrator's API token");
+    }
 
-    let state = http::AppState {
-        metrics: Arc::new(metrics::Metrics::new()),
-        started: Instant::now(),
+    let metrics = Arc::new(metrics::Metrics::new());
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let wake = Arc::new(Notify::new());
+    let processor = Processor {
+        store: store.clone(),
+        clock: parts.clock,
+        policy: settings.policy,
+        link: parts.link.clone(),
+        wake: wake.clone(),
     };
-    let app = http::router(state);
+    tasks.spawn(processor.run(cancel.clone()));
+    let receiver = Receiver::spawn(
+        store.clone(),
+        Arc::from(secret.into_bytes()),
+        parts.clock,
+        metrics.clone(),
+        wake,
+        &tasks,
+        cancel.clone(),
+    );
+    let api = api::ApiState {
+        store: store.clone(),
+        token_sha256: Arc::new(Sha256::digest(token.as_bytes()).into()),
+        clock: parts.clock,
+    };
+    let state = http::AppState { metrics, started: Instant::now() };
+    let app = http::router(state, receiver, api);
+
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let handle = axum_server::Handle::new();
@@ -81,25 +173,31 @@ pub async fn run(
         "capture server listening"
     );
 
-    tokio::select! {
-        result = &mut server => return flatten(result),
-        () = shutdown => {}
-    }
-    tracing::info!(grace_s = settings.shutdown_grace.as_secs(), "shutting down");
-    handle.graceful_shutdown(Some(settings.shutdown_grace));
-    match tokio::time::timeout(settings.shutdown_grace + SHUTDOWN_SLACK, &mut server).await {
-        Ok(result) => flatten(result)?,
-        Err(_) => {
-            server.abort();
-            tracing::warn!("connections still open after the grace period were dropped");
+    let served = tokio::select! {
+        result = &mut server => flatten(result),
+        () = shutdown => {
+            tracing::info!(grace_s = settings.shutdown_grace.as_secs(), "shutting down");
+            handle.graceful_shutdown(Some(settings.shutdown_grace));
+            match tokio::time::timeout(settings.shutdown_grace + SHUTDOWN_SLACK, &mut server).await {
+                Ok(result) => flatten(result),
+                Err(_) => {
+                    server.abort();
+                    tracing::warn!("connections still open after the grace period were dropped");
+                    Ok(())
+                }
+            }
         }
+    };
+    cancel.cancel();
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_SLACK, tasks.wait()).await.is_err() {
+        tracing::warn!("background tasks did not stop in time");
     }
+    store.close().await;
     tracing::info!("stopped");
-    Ok(())
+    served
 }
 
 fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServerError> {
-    result
-        .map_err(std::io::Error::other)?
-        .map_err(ServerError::Serve)
+    result.map_err(std::io::Error::other)?.map_err(ServerError::Serve)
 }

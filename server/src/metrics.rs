@@ -33,12 +33,19 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of the webhook counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WebhookLabels {
+    outcome: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Mutex<Registry>,
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Family<RouteLabels, Histogram>,
+    webhooks: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -84,11 +91,9 @@ impl Metrics {
             "Time to answer HTTP requests",
             http_seconds.clone(),
         );
-        Metrics {
-            registry: Mutex::new(registry),
-            http_requests,
-            http_seconds,
-        }
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register("webhooks", "Webex webhook deliveries received, by outcome", webhooks.clone());
+        Metrics { registry: Mutex::new(registry), http_requests, http_seconds, webhooks }
     }
 
     /// Counts one answered request.
@@ -105,6 +110,11 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one webhook delivery (`stored`, `duplicate`, `bad_signature`, ...).
+    pub fn observe_webhook(&self, outcome: &str) {
+        self.webhooks.get_or_create(&WebhookLabels { outcome: outcome.to_owned() }).inc();
     }
 
     /// The OpenMetrics text exposition of every metric.

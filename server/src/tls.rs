@@ -6,7 +6,6 @@
 //! signed by it. Deleting the directory makes the next start generate a new pair.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsSource;
+use crate::files::write_atomically;
 
 /// File names inside the generated directory.
 pub const GENERATED_CA: &str = "ca.pem";
@@ -164,28 +164,6 @@ fn ensure_generated(dir: &Path, names: &[String]) -> Result<PathBuf, TlsError> {
     tracing::info!(dir = %dir.display(), ?names, "generated a local certificate authority and server certificate");
     Ok(ca_path)
 }
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    restrict_to_owner(&mut options, secret);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
-}
-
-#[cfg(unix)]
-fn restrict_to_owner(options: &mut fs::OpenOptions, secret: bool) {
-    use std::os::unix::fs::OpenOptionsExt;
-    options.mode(if secret { 0o600 } else { 0o644 });
-}
-
-/// On Windows the data directory's ACL (set by the installer) protects the key.
-#[cfg(not(unix))]
-fn restrict_to_owner(_options: &mut fs::OpenOptions, _secret: bool) {}
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use settings::{LogFormat, Settings, TlsSource};
+pub use settings::{LogFormat, SecretSource, Settings, TlsSource};
 
 /// The environment variable prefix of every key.
 pub const ENV_PREFIX: &str = "CAPTURE_";
@@ -36,6 +36,41 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Webex.
+    pub webex: WebexConfig,
+    /// Call and agent events → recording commands.
+    pub integration: IntegrationConfig,
+}
+
+/// The `[webex]` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebexConfig {
+    /// Secret Webex signs webhook deliveries with (`X-Spark-Signature`). When neither this nor
+    /// `webhook_secret_file` is set, one is generated in `<data_dir>/webhook-secret` on first start.
+    pub webhook_secret: Option<String>,
+    /// File holding the webhook secret (one line).
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+/// The `[integration]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationConfig {
+    /// Where Agent Available comes from: `none` (the wrap-up timer), `customer_assist`
+    /// (`telephony_agent` webhooks) or `contact_center` (Webex Contact Center agent states).
+    pub agent_state_source: String,
+    /// With no agent-state source: seconds after the last call of a contact ends until the agent
+    /// is taken as available (1–3600).
+    pub wrap_up_s: u64,
+    /// Longest contact in seconds; a longer one is closed (60–86400).
+    pub max_contact_s: u64,
+}
+
+impl Default for IntegrationConfig {
+    fn default() -> Self {
+        IntegrationConfig { agent_state_source: "none".into(), wrap_up_s: 30, max_contact_s: 4 * 3600 }
+    }
 }
 
 /// The `[tls]` section.
@@ -70,6 +105,8 @@ impl Default for Config {
             shutdown_grace_s: 10,
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            webex: WebexConfig::default(),
+            integration: IntegrationConfig::default(),
         }
     }
 }

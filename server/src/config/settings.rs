@@ -25,6 +25,17 @@ pub enum TlsSource {
     },
 }
 
+/// Where the webhook secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Given in the configuration.
+    Value(String),
+    /// Read from a file.
+    File(PathBuf),
+    /// Generated on first start and kept in this file.
+    Generated(PathBuf),
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -49,6 +60,10 @@ pub struct Settings {
     pub log_filter: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// The webhook secret.
+    pub webhook_secret: SecretSource,
+    /// The state machine's rules.
+    pub policy: crate::integration::machine::Policy,
 }
 
 /// Longest shutdown grace period, seconds.
@@ -119,7 +134,61 @@ impl Settings {
                 reason: error.to_string(),
             });
         }
+        let webhook_secret = match (config.webex.webhook_secret, config.webex.webhook_secret_file) {
+            (Some(_), Some(file)) => {
+                return Err(ConfigError::Invalid {
+                    key: "webex.webhook_secret_file",
+                    value: file.display().to_string(),
+                    reason: "set either webex.webhook_secret or webex.webhook_secret_file, not both".into(),
+                });
+            }
+            (Some(secret), None) if secret.trim().len() < 16 => {
+                return Err(ConfigError::Invalid {
+                    key: "webex.webhook_secret",
+                    value: "(hidden)".into(),
+                    reason: "must be at least 16 characters".into(),
+                });
+            }
+            (Some(secret), None) => SecretSource::Value(secret.trim().to_owned()),
+            (None, Some(file)) => SecretSource::File(file),
+            (None, None) => SecretSource::Generated(config.data_dir.join("webhook-secret")),
+        };
+        let integration = &config.integration;
+        let wrap_up_ms = match integration.agent_state_source.as_str() {
+            "none" => {
+                if !(1..=3600).contains(&integration.wrap_up_s) {
+                    return Err(ConfigError::Invalid {
+                        key: "integration.wrap_up_s",
+                        value: integration.wrap_up_s.to_string(),
+                        reason: "must be between 1 and 3600 seconds".into(),
+                    });
+                }
+                Some(integration.wrap_up_s as i64 * 1000)
+            }
+            "customer_assist" | "contact_center" => None,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "integration.agent_state_source",
+                    value: format!("{other:?}"),
+                    reason: "must be \"none\", \"customer_assist\" or \"contact_center\"".into(),
+                });
+            }
+        };
+        if !(60..=86_400).contains(&integration.max_contact_s) {
+            return Err(ConfigError::Invalid {
+                key: "integration.max_contact_s",
+                value: integration.max_contact_s.to_string(),
+                reason: "must be between 60 and 86400 seconds".into(),
+            });
+        }
+        let policy = crate::integration::machine::Policy {
+            wrap_up_ms,
+            max_contact_ms: integration.max_contact_s as i64 * 1000,
+            ..crate::integration::machine::Policy::default()
+        };
         Ok(Settings {
+            webhook_secret,
+            policy,
             listen: config.listen,
             data_dir: config.data_dir,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_s),

@@ -1,0 +1,264 @@
+//! The processor: applies stored deliveries in arrival order and fires machine timers. Each
+//! delivery's state changes commit in one transaction with the delivery marked processed, so a
+//! crash re-applies nothing and loses nothing; commands go to agents after the commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use capture_shared::event::{CallEvent, EventKind};
+use capture_shared::ids::{AgentId, ContactId, PersonId};
+use capture_shared::protocol::ServerMessage;
+use capture_shared::time::UtcMillis;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::decode::{self, AgentRecord, Decoded};
+use super::link::{AgentLink, GAP_AGENT_OFFLINE, GAP_NOT_ENROLLED};
+use super::machine::{self, Action, CloseReason, Policy};
+use crate::clock::Clock;
+use crate::store::{Store, StoreError, StoreTx};
+use crate::webex::webhook::Envelope;
+
+/// How many deliveries one pass reads.
+const BATCH: i64 = 256;
+
+/// The processor's shared parts.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    /// The store.
+    pub store: Store,
+    /// The clock.
+    pub clock: Clock,
+    /// The machine's rules.
+    pub policy: Policy,
+    /// Command delivery.
+    pub link: Arc<dyn AgentLink>,
+    /// Woken when deliveries are stored.
+    pub wake: Arc<Notify>,
+}
+
+/// A command to send once the transaction committed.
+#[derive(Debug)]
+struct Outgoing {
+    agent: AgentId,
+    contact: ContactId,
+    message: ServerMessage,
+    at: i64,
+}
+
+impl Processor {
+    /// Processes deliveries and timers until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            if let Err(error) = self.drain().await {
+                tracing::error!(%error, "processing webhook deliveries failed; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+            let deadline = match self.store.next_machine_deadline().await {
+                Ok(deadline) => deadline,
+                Err(error) => {
+                    tracing::error!(%error, "reading machine deadlines failed");
+                    Some(self.clock.now_ms() + 1000)
+                }
+            };
+            let sleep = async {
+                match deadline {
+                    Some(due) => tokio::time::sleep_until(self.clock.instant_at(due)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = sleep => {}
+            }
+        }
+    }
+
+    /// Applies every pending delivery and every due timer.
+    pub async fn drain(&self) -> Result<(), StoreError> {
+        loop {
+            let pending = self.store.pending_deliveries(BATCH).await?;
+            if pending.is_empty() {
+                break;
+            }
+            for delivery in pending {
+                self.process(delivery.seq, &delivery.body, UtcMillis(delivery.received_at_ms)).await?;
+            }
+        }
+        let now = self.clock.now_ms();
+        for person in self.store.due_machines(now).await? {
+            let Ok(person) = uuid::Uuid::parse_str(&person).map(PersonId) else { continue };
+            self.tick(person, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn process(&self, seq: i64, body: &[u8], received_at: UtcMillis) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let decoded = Envelope::parse(body).map_err(|e| e.to_string()).and_then(|e| decode::decode(&e, received_at));
+        let person = match &decoded {
+            Ok(Decoded::Call { person, .. } | Decoded::AgentState { person, .. }) => *person,
+            Ok(Decoded::Other { resource }) => {
+                tx.mark_processed(seq, &format!("ignored: resource {resource} is not a call or agent event"), now).await?;
+                return tx.commit().await;
+            }
+            Err(reason) => {
+                tracing::warn!(seq, %reason, "webhook delivery rejected by the normaliser");
+                tx.mark_processed(seq, &format!("rejected: {reason}"), now).await?;
+                return tx.commit().await;
+            }
+        };
+        let decoded = decoded.map_err(StoreError::Corrupt)?;
+        let mut record = load(&mut tx, person).await?;
+        let stepped = decode::step(&mut record, &decoded, &self.policy);
+        let agent = tx.agent_for_person(person).await?;
+        let mut outgoing = Vec::new();
+        for applied in &stepped.applied {
+            let contact = applied.actions.iter().find_map(|a| match a {
+                Action::Marker { contact, .. } => Some(*contact),
+                _ => None,
+            });
+            let note = applied.actions.iter().find_map(|a| match a {
+                Action::Ignored { reason, .. } => Some(*reason),
+                _ => None,
+            });
+            self.execute(&mut tx, person, agent, &applied.actions, Some(&applied.event), &mut outgoing).await?;
+            tx.insert_event(Some(seq), &applied.event, contact, note).await?;
+        }
+        let outcome = if stepped.late {
+            "late: older than what the call already applied"
+        } else if stepped.duplicate {
+            "no change"
+        } else {
+            "applied"
+        };
+        save(&mut tx, person, &record, &self.policy, now).await?;
+        tx.mark_processed(seq, outcome, now).await?;
+        tx.commit().await?;
+        self.send(outgoing).await
+    }
+
+    async fn tick(&self, person: PersonId, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.store.begin().await?;
+        let mut record = load(&mut tx, person).await?;
+        let actions = decode::tick(&mut record, UtcMillis(now), &self.policy);
+        let agent = tx.agent_for_person(person).await?;
+        let mut outgoing = Vec::new();
+        self.execute(&mut tx, person, agent, &actions, None, &mut outgoing).await?;
+        for action in &actions {
+            if let Action::StopRecording { contact, at, reason, .. } | Action::DiscardRecording { contact, at, reason, .. } =
+                action
+                && *reason != CloseReason::NotResponding
+            {
+                // The timer's Agent Available goes on the timeline like a reported one.
+                let event = CallEvent { kind: EventKind::AgentAvailable, agent: person, call_id: None, call_session_id: None, at: *at };
+                let note = match reason {
+                    CloseReason::WrapUpTimer => Some("wrap-up timer"),
+                    CloseReason::ContactCap => Some("contact length cap"),
+                    _ => None,
+                };
+                tx.insert_event(None, &event, Some(*contact), note).await?;
+            }
+        }
+        save(&mut tx, person, &record, &self.policy, now).await?;
+        tx.commit().await?;
+        self.send(outgoing).await
+    }
+
+    /// Applies actions to the store and collects the commands they imply.
+    async fn execute(
+        &self,
+        tx: &mut StoreTx,
+        person: PersonId,
+        agent: Option<AgentId>,
+        actions: &[Action],
+        event: Option<&CallEvent>,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), StoreError> {
+        let mut command = |contact: ContactId, message: ServerMessage, at: i64| {
+            if let Some(agent) = agent {
+                outgoing.push(Outgoing { agent, contact, message, at });
+            }
+        };
+        for action in actions {
+            match action {
+                Action::StartRecording { contact, at } => {
+                    tx.create_contact(*contact, person, agent, at.0).await?;
+                    match agent {
+                        Some(agent) if self.link.is_connected(agent) => {
+                            command(*contact, ServerMessage::Start { contact: *contact }, at.0);
+                        }
+                        Some(_) => tx.open_gap(*contact, at.0, GAP_AGENT_OFFLINE).await?,
+                        None => tx.open_gap(*contact, at.0, GAP_NOT_ENROLLED).await?,
+                    }
+                }
+                Action::KeepRecording { contact } => {
+                    tx.set_contact_state(*contact, "kept", None).await?;
+                    command(*contact, ServerMessage::Keep { contact: *contact }, 0);
+                }
+                Action::Marker { contact, event: kind, at } => {
+                    if let Some(event) = event
+                        && let Some(call) = &event.call_id
+                    {
+                        tx.add_contact_call(*contact, call, event.call_session_id.as_ref()).await?;
+                    }
+                    command(*contact, ServerMessage::Marker { contact: *contact, label: kind.label().to_owned(), at: *at }, 0);
+                }
+                Action::DiscardRecording { contact, at, reason, .. } => {
+                    tx.set_contact_state(*contact, "discarded", Some((at.0, reason_text(*reason)))).await?;
+                    tx.close_gaps(*contact, at.0).await?;
+                    tx.audit(self.clock.now_ms(), "system", "discard_recording", &contact.to_string(), Some(reason_text(*reason)))
+                        .await?;
+                    command(*contact, ServerMessage::Discard { contact: *contact }, 0);
+                }
+                Action::StopRecording { contact, at, reason, .. } => {
+                    tx.set_contact_state(*contact, "closed", Some((at.0, reason_text(*reason)))).await?;
+                    tx.close_gaps(*contact, at.0).await?;
+                    command(*contact, ServerMessage::Stop { contact: *contact }, 0);
+                }
+                Action::Ignored { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends commands; a start that cannot be delivered becomes a gap.
+    async fn send(&self, outgoing: Vec<Outgoing>) -> Result<(), StoreError> {
+        for command in outgoing {
+            let is_start = matches!(command.message, ServerMessage::Start { .. });
+            if !self.link.send(command.agent, command.message) && is_start {
+                let mut tx = self.store.begin().await?;
+                tx.open_gap(command.contact, command.at, GAP_AGENT_OFFLINE).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn reason_text(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::AgentAvailable => "agent available",
+        CloseReason::WrapUpTimer => "wrap-up timer",
+        CloseReason::ContactCap => "contact length cap",
+        CloseReason::NotResponding => "not responding",
+    }
+}
+
+async fn load(tx: &mut StoreTx, person: PersonId) -> Result<AgentRecord, StoreError> {
+    match tx.machine(person).await? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("machine of {person}: {e}"))),
+        None => Ok(AgentRecord::default()),
+    }
+}
+
+async fn save(tx: &mut StoreTx, person: PersonId, record: &AgentRecord, policy: &Policy, now: i64) -> Result<(), StoreError> {
+    let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let deadline = machine::next_deadline(&record.machine, policy).map(|d| d.0);
+    tx.save_machine(person, &json, deadline, now).await
+}

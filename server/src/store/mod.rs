@@ -1,0 +1,76 @@
+//! The metadata store: SQLite (WAL, `synchronous=FULL`) in `<data_dir>/capture.db`, migrations in
+//! `server/migrations/sqlite`. Only this module holds SQL.
+
+mod agents;
+mod contacts;
+mod deliveries;
+mod tx;
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use agents::{AgentEntry, NewAgent};
+pub use contacts::{ContactDetail, ContactEvent, ContactFilter, ContactGap, ContactSummary};
+pub use deliveries::{Inserted, NewDelivery, StoredDelivery};
+pub use tx::StoreTx;
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "capture.db";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A unique value is already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+/// The metadata store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and applies pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(DATABASE_FILE);
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Every commit is on disk before it returns: a webhook is answered only after that.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<StoreTx, StoreError> {
+        Ok(StoreTx::new(self.pool.begin().await?))
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}

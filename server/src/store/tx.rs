@@ -1,0 +1,213 @@
+//! The processor's transaction: one delivery's (or tick's) state changes commit together with the
+//! delivery being marked processed, so each is applied exactly once across crashes.
+
+use capture_shared::event::CallEvent;
+use capture_shared::ids::{AgentId, CallId, CallSessionId, ContactId, PersonId};
+use sqlx::{Row as _, Sqlite, Transaction};
+
+use super::{StoreError, corrupt};
+
+/// An open transaction.
+#[derive(Debug)]
+pub struct StoreTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl StoreTx {
+    pub(super) fn new(tx: Transaction<'static, Sqlite>) -> StoreTx {
+        StoreTx { tx }
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// The stored machine state (JSON) of `person`.
+    pub async fn machine(&mut self, person: PersonId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT state FROM agent_machines WHERE person_id = ?")
+            .bind(person.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| r.try_get("state")).transpose()?)
+    }
+
+    /// Stores the machine state of `person` and when it next needs a tick.
+    pub async fn save_machine(
+        &mut self,
+        person: PersonId,
+        state: &str,
+        next_deadline_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agent_machines (person_id, state, next_deadline_ms, updated_at_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT (person_id) DO UPDATE SET state = excluded.state,
+               next_deadline_ms = excluded.next_deadline_ms, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(person.to_string())
+        .bind(state)
+        .bind(next_deadline_ms)
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a delivery processed with its outcome.
+    pub async fn mark_processed(&mut self, seq: i64, outcome: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE webhook_deliveries SET processed_at_ms = ?, outcome = ? WHERE seq = ?")
+            .bind(now_ms)
+            .bind(outcome)
+            .bind(seq)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a normalised event.
+    pub async fn insert_event(
+        &mut self,
+        delivery_seq: Option<i64>,
+        event: &CallEvent,
+        contact: Option<ContactId>,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO call_events (delivery_seq, person_id, kind, at_ms, call_id, call_session_id, contact_id, note)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(delivery_seq)
+        .bind(event.agent.to_string())
+        .bind(event.kind.label())
+        .bind(event.at.0)
+        .bind(event.call_id.as_ref().map(CallId::as_str))
+        .bind(event.call_session_id.as_ref().map(CallSessionId::as_str))
+        .bind(contact.map(|c| c.to_string()))
+        .bind(note)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a contact in state `recording` (idempotent on its id).
+    pub async fn create_contact(
+        &mut self,
+        contact: ContactId,
+        person: PersonId,
+        agent: Option<AgentId>,
+        started_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO contacts (id, person_id, agent_id, state, started_at_ms) VALUES (?, ?, ?, 'recording', ?)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(contact.to_string())
+        .bind(person.to_string())
+        .bind(agent.map(|a| a.to_string()))
+        .bind(started_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a contact's state (and, when it ends, when and why).
+    pub async fn set_contact_state(
+        &mut self,
+        contact: ContactId,
+        state: &str,
+        ended: Option<(i64, &str)>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE contacts SET state = ?, ended_at_ms = COALESCE(?, ended_at_ms),
+               close_reason = COALESCE(?, close_reason) WHERE id = ?",
+        )
+        .bind(state)
+        .bind(ended.map(|(at, _)| at))
+        .bind(ended.map(|(_, reason)| reason))
+        .bind(contact.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds a call to a contact (idempotent).
+    pub async fn add_contact_call(
+        &mut self,
+        contact: ContactId,
+        call: &CallId,
+        session: Option<&CallSessionId>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO contact_calls (contact_id, call_id, call_session_id) VALUES (?, ?, ?)
+             ON CONFLICT (contact_id, call_id) DO UPDATE
+               SET call_session_id = COALESCE(contact_calls.call_session_id, excluded.call_session_id)",
+        )
+        .bind(contact.to_string())
+        .bind(call.as_str())
+        .bind(session.map(CallSessionId::as_str))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Opens a gap in a contact's screen (unless one is open already).
+    pub async fn open_gap(&mut self, contact: ContactId, from_ms: i64, reason: &str) -> Result<(), StoreError> {
+        let open = sqlx::query("SELECT 1 FROM contact_gaps WHERE contact_id = ? AND to_ms IS NULL")
+            .bind(contact.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        if open.is_none() {
+            sqlx::query("INSERT INTO contact_gaps (contact_id, from_ms, reason) VALUES (?, ?, ?)")
+                .bind(contact.to_string())
+                .bind(from_ms)
+                .bind(reason)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes a contact's open gaps at `to_ms`.
+    pub async fn close_gaps(&mut self, contact: ContactId, to_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE contact_gaps SET to_ms = MAX(from_ms, ?) WHERE contact_id = ? AND to_ms IS NULL")
+            .bind(to_ms)
+            .bind(contact.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(
+        &mut self,
+        at_ms: i64,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)")
+            .bind(at_ms)
+            .bind(actor)
+            .bind(action)
+            .bind(subject)
+            .bind(detail)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The enrolled agent of a Webex person.
+    pub async fn agent_for_person(&mut self, person: PersonId) -> Result<Option<AgentId>, StoreError> {
+        let row = sqlx::query("SELECT id FROM agents WHERE person_id = ?")
+            .bind(person.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|r| {
+            let id: String = r.try_get("id")?;
+            uuid::Uuid::parse_str(&id).map(AgentId).map_err(corrupt)
+        })
+        .transpose()
+    }
+}
