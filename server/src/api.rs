@@ -46,23 +46,39 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "code": self.code, "message": self.message }))).into_response()
+        (
+            self.status,
+            Json(json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists")),
+            StoreError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists"),
+            ),
             other => {
                 tracing::error!(error = %other, "store error in the API");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }
@@ -86,12 +102,24 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
         // Digests are compared, so timing reveals nothing about the token.
-        Some(token) if Sha256::digest(token.trim().as_bytes()).as_slice() == state.token_sha256.as_slice() => {
+        Some(token)
+            if Sha256::digest(token.trim().as_bytes()).as_slice()
+                == state.token_sha256.as_slice() =>
+        {
             next.run(request).await
         }
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", "the bearer token is not valid").into_response(),
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "an `Authorization: Bearer` token is required")
-            .into_response(),
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "the bearer token is not valid",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "an `Authorization: Bearer` token is required",
+        )
+        .into_response(),
     }
 }
 
@@ -113,20 +141,31 @@ fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<i64>, A
     if let Ok(ms) = value.parse::<i64>() {
         return Ok(Some(ms));
     }
-    crate::webex::time::parse_timestamp(value).map(|t| Some(t.0)).ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", format!("`{field}` must be RFC 3339 or Unix milliseconds"))
-    })
+    crate::webex::time::parse_timestamp(value)
+        .map(|t| Some(t.0))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("`{field}` must be RFC 3339 or Unix milliseconds"),
+            )
+        })
 }
 
 async fn list_contacts(
     State(state): State<ApiState>,
     query: Result<Query<ContactQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     if let Some(s) = query.state.as_deref()
         && !["recording", "kept", "discarded", "closed"].contains(&s)
     {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "`state` is recording, kept, discarded or closed"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "`state` is recording, kept, discarded or closed",
+        ));
     }
     let person = match query.person.as_deref() {
         Some(p) => Some(
@@ -146,13 +185,36 @@ async fn list_contacts(
         offset: query.offset.unwrap_or(0).max(0),
     };
     let contacts = state.store.contacts(&filter).await?;
-    Ok(Json(json!({ "items": contacts, "limit": filter.limit, "offset": filter.offset })).into_response())
+    Ok(
+        Json(json!({ "items": contacts, "limit": filter.limit, "offset": filter.offset }))
+            .into_response(),
+    )
 }
 
-async fn get_contact(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_contact(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     match state.store.contact(&id).await? {
-        Some(contact) => Ok(Json(contact).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no contact {id}"))),
+        Some(contact) => {
+            let audit: Vec<_> = state
+                .store
+                .audit_for(&id)
+                .await?
+                .into_iter()
+                .map(|(at_ms, actor, action, detail)| json!({ "at_ms": at_ms, "actor": actor, "action": action, "detail": detail }))
+                .collect();
+            let mut body = serde_json::to_value(contact).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+            body["audit"] = json!(audit);
+            Ok(Json(body).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no contact {id}"),
+        )),
     }
 }
 
@@ -173,7 +235,8 @@ async fn add_agent(
     State(state): State<ApiState>,
     body: Result<Json<AddAgent>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
     let agent = new_agent(&body.name, body.person_id.as_deref(), body.email.as_deref())
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
     let entry = state.store.add_agent(&agent, state.clock.now_ms()).await?;
@@ -181,18 +244,35 @@ async fn add_agent(
 }
 
 /// Validates a directory entry (shared with `capture-server agent add`).
-pub fn new_agent(name: &str, person: Option<&str>, email: Option<&str>) -> Result<NewAgent, String> {
+pub fn new_agent(
+    name: &str,
+    person: Option<&str>,
+    email: Option<&str>,
+) -> Result<NewAgent, String> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err("`name` must be 1–200 characters".into());
     }
-    let person = person.map(ids::person_id).transpose().map_err(|e| e.to_string())?;
-    let email = email.map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned);
-    if email.as_deref().is_some_and(|e| !e.contains('@') || e.len() > 320) {
+    let person = person
+        .map(ids::person_id)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let email = email
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned);
+    if email
+        .as_deref()
+        .is_some_and(|e| !e.contains('@') || e.len() > 320)
+    {
         return Err("`email` is not an email address".into());
     }
     if person.is_none() && email.is_none() {
         return Err("give the agent's Webex person id, email, or both".into());
     }
-    Ok(NewAgent { name: name.to_owned(), person, email })
+    Ok(NewAgent {
+        name: name.to_owned(),
+        person,
+        email,
+    })
 }

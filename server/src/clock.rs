@@ -18,7 +18,10 @@ impl Clock {
 
     /// Anchored so that now is `utc_ms` (tests).
     pub fn anchored_at(utc_ms: i64) -> Clock {
-        Clock { anchor_utc_ms: utc_ms, anchor: Instant::now() }
+        Clock {
+            anchor_utc_ms: utc_ms,
+            anchor: Instant::now(),
+        }
     }
 
     /// Now, UTC ms.

@@ -32,7 +32,10 @@ fn restrict_to_owner(_options: &mut fs::OpenOptions, _secret: bool) {}
 pub fn load_or_generate_secret(path: &Path) -> std::io::Result<(String, bool)> {
     match fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => Ok((text.trim().to_owned(), false)),
-        Ok(_) => Err(std::io::Error::other(format!("{} is empty", path.display()))),
+        Ok(_) => Err(std::io::Error::other(format!(
+            "{} is empty",
+            path.display()
+        ))),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -52,7 +55,10 @@ pub fn read_secret(path: &Path) -> std::io::Result<String> {
     let text = fs::read_to_string(path)?;
     let secret = text.trim();
     if secret.is_empty() {
-        return Err(std::io::Error::other(format!("{} is empty", path.display())));
+        return Err(std::io::Error::other(format!(
+            "{} is empty",
+            path.display()
+        )));
     }
     Ok(secret.to_owned())
 }

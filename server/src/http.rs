@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -25,10 +25,19 @@ pub struct AppState {
 }
 
 /// Builds the router: health and metrics, the Webex webhook receiver, the API.
-pub fn router(state: AppState, receiver: crate::integration::receiver::Receiver, api: crate::api::ApiState) -> Router {
+pub fn router(
+    state: AppState,
+    receiver: crate::integration::receiver::Receiver,
+    api: crate::api::ApiState,
+) -> Router {
     let webhooks = Router::new()
-        .route("/webhooks/webex", post(crate::integration::receiver::receive))
-        .layer(DefaultBodyLimit::max(crate::webex::webhook::MAX_WEBHOOK_BYTES))
+        .route(
+            "/webhooks/webex",
+            post(crate::integration::receiver::receive),
+        )
+        .layer(DefaultBodyLimit::max(
+            crate::webex::webhook::MAX_WEBHOOK_BYTES,
+        ))
         .with_state(receiver);
     Router::new()
         .route("/healthz", get(healthz))

@@ -77,7 +77,10 @@ pub struct Parts {
 
 impl Default for Parts {
     fn default() -> Self {
-        Parts { clock: Clock::system(), link: Arc::new(NoAgentLink) }
+        Parts {
+            clock: Clock::system(),
+            link: Arc::new(NoAgentLink),
+        }
     }
 }
 
@@ -92,7 +95,10 @@ pub async fn run(
 }
 
 fn data_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
-    move |source| ServerError::DataDir { path: path.to_owned(), source }
+    move |source| ServerError::DataDir {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Reads or generates the webhook secret.
@@ -101,7 +107,8 @@ fn webhook_secret(source: &SecretSource) -> Result<String, ServerError> {
         SecretSource::Value(secret) => Ok(secret.clone()),
         SecretSource::File(path) => files::read_secret(path).map_err(data_error(path)),
         SecretSource::Generated(path) => {
-            let (secret, generated) = files::load_or_generate_secret(path).map_err(data_error(path))?;
+            let (secret, generated) =
+                files::load_or_generate_secret(path).map_err(data_error(path))?;
             if generated {
                 tracing::info!(file = %path.display(), "generated the Webex webhook secret");
             }
@@ -125,7 +132,8 @@ pub async fn run_with(
     let store = Store::open(&settings.data_dir).await?;
     let secret = webhook_secret(&settings.webhook_secret)?;
     let token_path = settings.data_dir.join(api::API_TOKEN_FILE);
-    let (token, generated) = files::load_or_generate_secret(&token_path).map_err(data_error(&token_path))?;
+    let (token, generated) =
+        files::load_or_generate_secret(&token_path).map_err(data_error(&token_path))?;
     if generated {
         tracing::info!(file = %token_path.display(), "generated the administrator's API token");
     }
@@ -156,7 +164,10 @@ pub async fn run_with(
         token_sha256: Arc::new(Sha256::digest(token.as_bytes()).into()),
         clock: parts.clock,
     };
-    let state = http::AppState { metrics, started: Instant::now() };
+    let state = http::AppState {
+        metrics,
+        started: Instant::now(),
+    };
     let app = http::router(state, receiver, api);
 
     listener.set_nonblocking(true)?;
@@ -190,7 +201,10 @@ pub async fn run_with(
     };
     cancel.cancel();
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_SLACK, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_SLACK, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("background tasks did not stop in time");
     }
     store.close().await;
@@ -199,5 +213,7 @@ pub async fn run_with(
 }
 
 fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServerError> {
-    result.map_err(std::io::Error::other)?.map_err(ServerError::Serve)
+    result
+        .map_err(std::io::Error::other)?
+        .map_err(ServerError::Serve)
 }

@@ -30,6 +30,47 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Run(RunArgs),
+    /// The agent directory.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Webex webhooks.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Add a desktop agent and the Webex person it belongs to; prints the entry as JSON.
+    Add {
+        /// Display name (the agent's name as supervisors know it).
+        #[arg(long)]
+        name: String,
+        /// The Webex person id (UUID or hydra id).
+        #[arg(long)]
+        person_id: Option<String>,
+        /// The person's email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Dry run: feed captured webhook bodies (each FILE one envelope or a JSON array of them) to
+    /// the normaliser and state machine; print one JSON line per event and per action. Nothing is
+    /// stored or sent.
+    Replay {
+        /// Files with Webex webhook envelopes.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Map a Webex person to an agent id (repeatable); without any, the configured
+        /// directory is used when a database exists.
+        #[arg(long = "agent", value_name = "PERSON=AGENT")]
+        agents: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +88,12 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Run(args)) => args,
         None => cli.run,
+        Some(Command::Agent(command)) => {
+            return report(agent_command(cli.config.as_deref(), command));
+        }
+        Some(Command::Webhooks(command)) => {
+            return report(webhooks_command(cli.config.as_deref(), command));
+        }
     };
     let overrides = Overrides {
         listen: args.listen,
@@ -69,6 +116,104 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exit status of a one-shot command: 0, or 2 with the error on stderr.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("capture-server: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn settings(
+    config: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Settings> {
+    let overrides = Overrides {
+        listen: None,
+        data_dir,
+    };
+    Ok(Config::load(config, &overrides).and_then(Settings::from_config)?)
+}
+
+fn agent_command(config: Option<&std::path::Path>, command: AgentCommand) -> anyhow::Result<()> {
+    let AgentCommand::Add {
+        name,
+        person_id,
+        email,
+        data_dir,
+    } = command;
+    let settings = settings(config, data_dir)?;
+    let agent = capture_server::api::new_agent(&name, person_id.as_deref(), email.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let store = capture_server::store::Store::open(&settings.data_dir).await?;
+        let now = capture_server::clock::Clock::system().now_ms();
+        let entry = store.add_agent(&agent, now).await?;
+        println!("{}", serde_json::to_string(&entry)?);
+        store.close().await;
+        Ok(())
+    })
+}
+
+fn webhooks_command(
+    config: Option<&std::path::Path>,
+    command: WebhooksCommand,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use capture_server::integration::replay;
+    let WebhooksCommand::Replay { files, agents } = command;
+    let settings = settings(config, None)?;
+    let mut directory = std::collections::BTreeMap::new();
+    for mapping in &agents {
+        let (person, agent) = mapping
+            .split_once('=')
+            .with_context(|| format!("--agent {mapping:?}: expected PERSON=AGENT"))?;
+        let person = capture_shared::ids::person_id(person)
+            .with_context(|| format!("--agent {mapping:?}"))?;
+        directory.insert(person, agent.to_owned());
+    }
+    let database = settings.data_dir.join(capture_server::store::DATABASE_FILE);
+    if agents.is_empty() && database.exists() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let entries = runtime.block_on(async {
+            let store = capture_server::store::Store::open(&settings.data_dir).await?;
+            let entries = store.agents().await;
+            store.close().await;
+            entries
+        })?;
+        for entry in entries {
+            if let Some(person) = entry.person_id {
+                directory.insert(person, entry.id.to_string());
+            }
+        }
+    }
+    let mut deliveries = Vec::new();
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        for (index, envelope) in replay::envelopes(json).into_iter().enumerate() {
+            deliveries.push((format!("{}#{index}", file.display()), envelope));
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    for line in replay::replay(&deliveries, &directory, &settings.policy) {
+        use std::io::Write as _;
+        writeln!(stdout, "{line}")?;
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -92,8 +92,17 @@ impl Metrics {
             http_seconds.clone(),
         );
         let webhooks = Family::<WebhookLabels, Counter>::default();
-        registry.register("webhooks", "Webex webhook deliveries received, by outcome", webhooks.clone());
-        Metrics { registry: Mutex::new(registry), http_requests, http_seconds, webhooks }
+        registry.register(
+            "webhooks",
+            "Webex webhook deliveries received, by outcome",
+            webhooks.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            http_requests,
+            http_seconds,
+            webhooks,
+        }
     }
 
     /// Counts one answered request.
@@ -114,7 +123,11 @@ impl Metrics {
 
     /// Counts one webhook delivery (`stored`, `duplicate`, `bad_signature`, ...).
     pub fn observe_webhook(&self, outcome: &str) {
-        self.webhooks.get_or_create(&WebhookLabels { outcome: outcome.to_owned() }).inc();
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The OpenMetrics text exposition of every metric.

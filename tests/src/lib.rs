@@ -4,3 +4,4 @@
 
 pub mod scn_samples;
 pub mod server;
+pub mod webex;

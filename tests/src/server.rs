@@ -35,6 +35,7 @@ impl TestServer {
             ..Config::default()
         };
         config.shutdown_grace_s = 2;
+        config.webex.webhook_secret = Some(crate::webex::SECRET.to_owned());
         adjust(&mut config);
         let settings = Settings::from_config(config)?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -64,6 +65,27 @@ impl TestServer {
             .path()
             .join("tls")
             .join(capture_server::tls::GENERATED_CA)
+    }
+
+    /// The administrator's API token.
+    pub fn api_token(&self) -> anyhow::Result<String> {
+        let path = self
+            .data_dir
+            .path()
+            .join(capture_server::api::API_TOKEN_FILE);
+        Ok(std::fs::read_to_string(path)?.trim().to_owned())
+    }
+
+    /// GETs an API path with the administrator's token and returns the JSON.
+    pub async fn api_get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .client()?
+            .get(format!("{}{path}", self.base_url()))
+            .bearer_auth(self.api_token()?)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(response.json().await?)
     }
 
     /// A client that trusts only this server's CA.

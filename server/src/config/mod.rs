@@ -69,7 +69,11 @@ pub struct IntegrationConfig {
 
 impl Default for IntegrationConfig {
     fn default() -> Self {
-        IntegrationConfig { agent_state_source: "none".into(), wrap_up_s: 30, max_contact_s: 4 * 3600 }
+        IntegrationConfig {
+            agent_state_source: "none".into(),
+            wrap_up_s: 30,
+            max_contact_s: 4 * 3600,
+        }
     }
 }
 

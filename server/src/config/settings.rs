@@ -134,12 +134,17 @@ impl Settings {
                 reason: error.to_string(),
             });
         }
-        let webhook_secret = match (config.webex.webhook_secret, config.webex.webhook_secret_file) {
+        let webhook_secret = match (
+            config.webex.webhook_secret,
+            config.webex.webhook_secret_file,
+        ) {
             (Some(_), Some(file)) => {
                 return Err(ConfigError::Invalid {
                     key: "webex.webhook_secret_file",
                     value: file.display().to_string(),
-                    reason: "set either webex.webhook_secret or webex.webhook_secret_file, not both".into(),
+                    reason:
+                        "set either webex.webhook_secret or webex.webhook_secret_file, not both"
+                            .into(),
                 });
             }
             (Some(secret), None) if secret.trim().len() < 16 => {

@@ -53,23 +53,37 @@ pub enum Decoded {
 /// Decodes a stored delivery. `received_at` dates agent-state payloads that carry no time.
 pub fn decode(envelope: &Envelope, received_at: UtcMillis) -> Result<Decoded, String> {
     let subject = || -> Result<PersonId, String> {
-        let raw = envelope.subject_person().ok_or("the delivery names no person (actorId, personId filter)")?;
+        let raw = envelope
+            .subject_person()
+            .ok_or("the delivery names no person (actorId, personId filter)")?;
         ids::person_id(raw).map_err(|e| e.to_string())
     };
     match envelope.resource.as_str() {
         "telephony_calls" => {
-            let snapshot = CallSnapshot::from_data(&envelope.data, &envelope.event).map_err(|e| e.to_string())?;
-            Ok(Decoded::Call { person: subject()?, snapshot: Box::new(snapshot) })
+            let snapshot = CallSnapshot::from_data(&envelope.data, &envelope.event)
+                .map_err(|e| e.to_string())?;
+            Ok(Decoded::Call {
+                person: subject()?,
+                snapshot: Box::new(snapshot),
+            })
         }
         "telephony_agent" | "agent" | "agent:state_change" => {
-            let change = agent_state::parse(&envelope.data).ok_or("agent-state payload names no state")?;
+            let change =
+                agent_state::parse(&envelope.data).ok_or("agent-state payload names no state")?;
             let person = match change.person.as_deref().map(ids::person_id) {
                 Some(Ok(person)) => person,
                 _ => subject()?,
             };
-            Ok(Decoded::AgentState { person, state: change.state, raw: change.raw, at: change.at.unwrap_or(received_at) })
+            Ok(Decoded::AgentState {
+                person,
+                state: change.state,
+                raw: change.raw,
+                at: change.at.unwrap_or(received_at),
+            })
         }
-        other => Ok(Decoded::Other { resource: other.to_owned() }),
+        other => Ok(Decoded::Other {
+            resource: other.to_owned(),
+        }),
     }
 }
 
@@ -100,24 +114,48 @@ pub fn step(record: &mut AgentRecord, decoded: &Decoded, policy: &Policy) -> Ste
             let observation = record.tracker.observe_call(*person, snapshot);
             (observation.events, observation.late, observation.duplicate)
         }
-        Decoded::AgentState { person, state: Some(state), at, .. } => {
-            (record.tracker.observe_agent_state(*person, *state, *at), false, false)
+        Decoded::AgentState {
+            person,
+            state: Some(state),
+            at,
+            ..
+        } => (
+            record.tracker.observe_agent_state(*person, *state, *at),
+            false,
+            false,
+        ),
+        Decoded::AgentState { state: None, .. } | Decoded::Other { .. } => {
+            (Vec::new(), false, true)
         }
-        Decoded::AgentState { state: None, .. } | Decoded::Other { .. } => (Vec::new(), false, true),
     };
     let mut applied = Vec::with_capacity(events.len());
     for event in events {
-        let (machine, actions) = machine::next(std::mem::take(&mut record.machine), &Input::Event(event.clone()), policy);
+        let (machine, actions) = machine::next(
+            std::mem::take(&mut record.machine),
+            &Input::Event(event.clone()),
+            policy,
+        );
         record.machine = machine;
         applied.push(Applied { event, actions });
     }
-    Stepped { applied, late, duplicate }
+    Stepped {
+        applied,
+        late,
+        duplicate,
+    }
 }
 
 /// Runs the timers of a person's machine at `now`.
 pub fn tick(record: &mut AgentRecord, now: UtcMillis, policy: &Policy) -> Vec<Action> {
-    let (machine, actions) = machine::next(std::mem::take(&mut record.machine), &Input::Tick(now), policy);
+    let (machine, actions) = machine::next(
+        std::mem::take(&mut record.machine),
+        &Input::Tick(now),
+        policy,
+    );
     record.machine = machine;
-    record.tracker.prune(UtcMillis(now.0.saturating_sub(super::tracker::REMEMBER_ENDED_CALLS_MS)));
+    record.tracker.prune(UtcMillis(
+        now.0
+            .saturating_sub(super::tracker::REMEMBER_ENDED_CALLS_MS),
+    ));
     actions
 }

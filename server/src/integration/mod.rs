@@ -2,6 +2,7 @@
 //!
 //! - [`receiver`]: `POST /webhooks/webex` — signature, limits, durable before 2xx;
 //! - [`processor`]: applies stored deliveries in order, fires timers, executes actions;
+//! - [`replay`]: the `webhooks replay` dry run;
 //! - [`decode`]: delivery → person + snapshot/state → events → actions (shared with the dry run);
 //! - [`tracker`]: per-agent call memory, snapshots → the seed's events (dedup, ordering);
 //! - [`machine`]: the pure per-agent state machine, events → actions;
@@ -12,4 +13,5 @@ pub mod link;
 pub mod machine;
 pub mod processor;
 pub mod receiver;
+pub mod replay;
 pub mod tracker;

@@ -86,30 +86,50 @@ impl Processor {
                 break;
             }
             for delivery in pending {
-                self.process(delivery.seq, &delivery.body, UtcMillis(delivery.received_at_ms)).await?;
+                self.process(
+                    delivery.seq,
+                    &delivery.body,
+                    UtcMillis(delivery.received_at_ms),
+                )
+                .await?;
             }
         }
         let now = self.clock.now_ms();
         for person in self.store.due_machines(now).await? {
-            let Ok(person) = uuid::Uuid::parse_str(&person).map(PersonId) else { continue };
+            let Ok(person) = uuid::Uuid::parse_str(&person).map(PersonId) else {
+                continue;
+            };
             self.tick(person, now).await?;
         }
         Ok(())
     }
 
-    async fn process(&self, seq: i64, body: &[u8], received_at: UtcMillis) -> Result<(), StoreError> {
+    async fn process(
+        &self,
+        seq: i64,
+        body: &[u8],
+        received_at: UtcMillis,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        let decoded = Envelope::parse(body).map_err(|e| e.to_string()).and_then(|e| decode::decode(&e, received_at));
+        let decoded = Envelope::parse(body)
+            .map_err(|e| e.to_string())
+            .and_then(|e| decode::decode(&e, received_at));
         let person = match &decoded {
             Ok(Decoded::Call { person, .. } | Decoded::AgentState { person, .. }) => *person,
             Ok(Decoded::Other { resource }) => {
-                tx.mark_processed(seq, &format!("ignored: resource {resource} is not a call or agent event"), now).await?;
+                tx.mark_processed(
+                    seq,
+                    &format!("ignored: resource {resource} is not a call or agent event"),
+                    now,
+                )
+                .await?;
                 return tx.commit().await;
             }
             Err(reason) => {
                 tracing::warn!(seq, %reason, "webhook delivery rejected by the normaliser");
-                tx.mark_processed(seq, &format!("rejected: {reason}"), now).await?;
+                tx.mark_processed(seq, &format!("rejected: {reason}"), now)
+                    .await?;
                 return tx.commit().await;
             }
         };
@@ -127,8 +147,17 @@ impl Processor {
                 Action::Ignored { reason, .. } => Some(*reason),
                 _ => None,
             });
-            self.execute(&mut tx, person, agent, &applied.actions, Some(&applied.event), &mut outgoing).await?;
-            tx.insert_event(Some(seq), &applied.event, contact, note).await?;
+            self.execute(
+                &mut tx,
+                person,
+                agent,
+                &applied.actions,
+                Some(&applied.event),
+                &mut outgoing,
+            )
+            .await?;
+            tx.insert_event(Some(seq), &applied.event, contact, note)
+                .await?;
         }
         let outcome = if stepped.late {
             "late: older than what the call already applied"
@@ -149,14 +178,31 @@ impl Processor {
         let actions = decode::tick(&mut record, UtcMillis(now), &self.policy);
         let agent = tx.agent_for_person(person).await?;
         let mut outgoing = Vec::new();
-        self.execute(&mut tx, person, agent, &actions, None, &mut outgoing).await?;
+        self.execute(&mut tx, person, agent, &actions, None, &mut outgoing)
+            .await?;
         for action in &actions {
-            if let Action::StopRecording { contact, at, reason, .. } | Action::DiscardRecording { contact, at, reason, .. } =
-                action
+            if let Action::StopRecording {
+                contact,
+                at,
+                reason,
+                ..
+            }
+            | Action::DiscardRecording {
+                contact,
+                at,
+                reason,
+                ..
+            } = action
                 && *reason != CloseReason::NotResponding
             {
                 // The timer's Agent Available goes on the timeline like a reported one.
-                let event = CallEvent { kind: EventKind::AgentAvailable, agent: person, call_id: None, call_session_id: None, at: *at };
+                let event = CallEvent {
+                    kind: EventKind::AgentAvailable,
+                    agent: person,
+                    call_id: None,
+                    call_session_id: None,
+                    at: *at,
+                };
                 let note = match reason {
                     CloseReason::WrapUpTimer => Some("wrap-up timer"),
                     CloseReason::ContactCap => Some("contact length cap"),
@@ -182,7 +228,12 @@ impl Processor {
     ) -> Result<(), StoreError> {
         let mut command = |contact: ContactId, message: ServerMessage, at: i64| {
             if let Some(agent) = agent {
-                outgoing.push(Outgoing { agent, contact, message, at });
+                outgoing.push(Outgoing {
+                    agent,
+                    contact,
+                    message,
+                    at,
+                });
             }
         };
         for action in actions {
@@ -201,23 +252,54 @@ impl Processor {
                     tx.set_contact_state(*contact, "kept", None).await?;
                     command(*contact, ServerMessage::Keep { contact: *contact }, 0);
                 }
-                Action::Marker { contact, event: kind, at } => {
+                Action::Marker {
+                    contact,
+                    event: kind,
+                    at,
+                } => {
                     if let Some(event) = event
                         && let Some(call) = &event.call_id
                     {
-                        tx.add_contact_call(*contact, call, event.call_session_id.as_ref()).await?;
+                        tx.add_contact_call(*contact, call, event.call_session_id.as_ref())
+                            .await?;
                     }
-                    command(*contact, ServerMessage::Marker { contact: *contact, label: kind.label().to_owned(), at: *at }, 0);
+                    command(
+                        *contact,
+                        ServerMessage::Marker {
+                            contact: *contact,
+                            label: kind.label().to_owned(),
+                            at: *at,
+                        },
+                        0,
+                    );
                 }
-                Action::DiscardRecording { contact, at, reason, .. } => {
-                    tx.set_contact_state(*contact, "discarded", Some((at.0, reason_text(*reason)))).await?;
-                    tx.close_gaps(*contact, at.0).await?;
-                    tx.audit(self.clock.now_ms(), "system", "discard_recording", &contact.to_string(), Some(reason_text(*reason)))
+                Action::DiscardRecording {
+                    contact,
+                    at,
+                    reason,
+                    ..
+                } => {
+                    tx.set_contact_state(*contact, "discarded", Some((at.0, reason_text(*reason))))
                         .await?;
+                    tx.close_gaps(*contact, at.0).await?;
+                    tx.audit(
+                        self.clock.now_ms(),
+                        "system",
+                        "discard_recording",
+                        &contact.to_string(),
+                        Some(reason_text(*reason)),
+                    )
+                    .await?;
                     command(*contact, ServerMessage::Discard { contact: *contact }, 0);
                 }
-                Action::StopRecording { contact, at, reason, .. } => {
-                    tx.set_contact_state(*contact, "closed", Some((at.0, reason_text(*reason)))).await?;
+                Action::StopRecording {
+                    contact,
+                    at,
+                    reason,
+                    ..
+                } => {
+                    tx.set_contact_state(*contact, "closed", Some((at.0, reason_text(*reason))))
+                        .await?;
                     tx.close_gaps(*contact, at.0).await?;
                     command(*contact, ServerMessage::Stop { contact: *contact }, 0);
                 }
@@ -233,7 +315,8 @@ impl Processor {
             let is_start = matches!(command.message, ServerMessage::Start { .. });
             if !self.link.send(command.agent, command.message) && is_start {
                 let mut tx = self.store.begin().await?;
-                tx.open_gap(command.contact, command.at, GAP_AGENT_OFFLINE).await?;
+                tx.open_gap(command.contact, command.at, GAP_AGENT_OFFLINE)
+                    .await?;
                 tx.commit().await?;
             }
         }
@@ -252,12 +335,19 @@ fn reason_text(reason: CloseReason) -> &'static str {
 
 async fn load(tx: &mut StoreTx, person: PersonId) -> Result<AgentRecord, StoreError> {
     match tx.machine(person).await? {
-        Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("machine of {person}: {e}"))),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("machine of {person}: {e}"))),
         None => Ok(AgentRecord::default()),
     }
 }
 
-async fn save(tx: &mut StoreTx, person: PersonId, record: &AgentRecord, policy: &Policy, now: i64) -> Result<(), StoreError> {
+async fn save(
+    tx: &mut StoreTx,
+    person: PersonId,
+    record: &AgentRecord,
+    policy: &Policy,
+    now: i64,
+) -> Result<(), StoreError> {
     let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let deadline = machine::next_deadline(&record.machine, policy).map(|d| d.0);
     tx.save_machine(person, &json, deadline, now).await

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -54,7 +54,12 @@ impl Receiver {
     ) -> Receiver {
         let (writer, queue) = mpsc::channel(WRITER_QUEUE);
         tasks.spawn(write_loop(store, queue, processed, cancel));
-        Receiver { secret, writer, clock, metrics }
+        Receiver {
+            secret,
+            writer,
+            clock,
+            metrics,
+        }
     }
 }
 
@@ -98,21 +103,37 @@ fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
 }
 
 /// The route handler. The body arrives already limited to `MAX_WEBHOOK_BYTES` (413 beyond).
-pub async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(
+    State(receiver): State<Receiver>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let metrics = &receiver.metrics;
     let Some(signature) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
         metrics.observe_webhook("missing_signature");
-        return refuse(StatusCode::UNAUTHORIZED, "missing_signature", format!("the {SIGNATURE_HEADER} header is required"));
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing_signature",
+            format!("the {SIGNATURE_HEADER} header is required"),
+        );
     };
     if !signature::verify(&receiver.secret, &body, signature) {
         metrics.observe_webhook("bad_signature");
-        return refuse(StatusCode::UNAUTHORIZED, "bad_signature", "the signature does not match the body".into());
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "the signature does not match the body".into(),
+        );
     }
     let envelope = match Envelope::parse(&body) {
         Ok(envelope) => envelope,
         Err(error) => {
             metrics.observe_webhook("malformed");
-            return refuse(StatusCode::BAD_REQUEST, "not_a_webex_envelope", error.to_string());
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "not_a_webex_envelope",
+                error.to_string(),
+            );
         }
     };
     let delivery = NewDelivery {
@@ -125,12 +146,20 @@ pub async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body:
     let (reply, stored) = oneshot::channel();
     if receiver.writer.send((delivery, reply)).await.is_err() {
         metrics.observe_webhook("unavailable");
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down".into());
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down".into(),
+        );
     }
     match stored.await {
         Ok(Ok(Inserted::New(seq))) => {
             metrics.observe_webhook("stored");
-            (StatusCode::OK, Json(json!({ "status": "stored", "seq": seq }))).into_response()
+            (
+                StatusCode::OK,
+                Json(json!({ "status": "stored", "seq": seq })),
+            )
+                .into_response()
         }
         Ok(Ok(Inserted::Duplicate)) => {
             metrics.observe_webhook("duplicate");
@@ -142,7 +171,11 @@ pub async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body:
         }
         Err(_) => {
             metrics.observe_webhook("unavailable");
-            refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down".into())
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down".into(),
+            )
         }
     }
 }

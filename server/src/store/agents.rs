@@ -36,14 +36,16 @@ impl Store {
     /// Adds an agent; a person id or email already mapped is a conflict.
     pub async fn add_agent(&self, agent: &NewAgent, now_ms: i64) -> Result<AgentEntry, StoreError> {
         let id = AgentId(uuid::Uuid::new_v4());
-        let result = sqlx::query("INSERT INTO agents (id, name, person_id, email, created_at_ms) VALUES (?, ?, ?, ?, ?)")
-            .bind(id.to_string())
-            .bind(&agent.name)
-            .bind(agent.person.map(|p| p.to_string()))
-            .bind(agent.email.as_deref())
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await;
+        let result = sqlx::query(
+            "INSERT INTO agents (id, name, person_id, email, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&agent.name)
+        .bind(agent.person.map(|p| p.to_string()))
+        .bind(agent.email.as_deref())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await;
         match result {
             Ok(_) => Ok(AgentEntry {
                 id,
@@ -52,18 +54,20 @@ impl Store {
                 email: agent.email.clone(),
                 created_at_ms: now_ms,
             }),
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Err(StoreError::Conflict("an agent with this person id or email".into()))
-            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(
+                StoreError::Conflict("an agent with this person id or email".into()),
+            ),
             Err(error) => Err(error.into()),
         }
     }
 
     /// Every agent, by name.
     pub async fn agents(&self) -> Result<Vec<AgentEntry>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, person_id, email, created_at_ms FROM agents ORDER BY name, id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, person_id, email, created_at_ms FROM agents ORDER BY name, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|row| {
                 let id: String = row.try_get("id")?;
@@ -71,7 +75,10 @@ impl Store {
                 Ok(AgentEntry {
                     id: AgentId(uuid::Uuid::parse_str(&id).map_err(corrupt)?),
                     name: row.try_get("name")?,
-                    person_id: person.map(|p| uuid::Uuid::parse_str(&p).map(PersonId)).transpose().map_err(corrupt)?,
+                    person_id: person
+                        .map(|p| uuid::Uuid::parse_str(&p).map(PersonId))
+                        .transpose()
+                        .map_err(corrupt)?,
                     email: row.try_get("email")?,
                     created_at_ms: row.try_get("created_at_ms")?,
                 })

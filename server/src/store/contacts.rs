@@ -93,14 +93,16 @@ pub struct ContactDetail {
     pub gaps: Vec<ContactGap>,
 }
 
-const SUMMARY_COLUMNS: &str = "c.id, c.person_id, c.agent_id, c.state, c.started_at_ms, c.ended_at_ms, c.close_reason,
+const SUMMARY_COLUMNS: &str =
+    "c.id, c.person_id, c.agent_id, c.state, c.started_at_ms, c.ended_at_ms, c.close_reason,
     (SELECT group_concat(DISTINCT call_session_id) FROM contact_calls cc
       WHERE cc.contact_id = c.id AND call_session_id IS NOT NULL) AS sessions";
 
 fn summary(row: &SqliteRow) -> Result<ContactSummary, StoreError> {
     let sessions: Option<String> = row.try_get("sessions")?;
-    let mut call_session_ids: Vec<String> =
-        sessions.map(|s| s.split(',').map(str::to_owned).collect()).unwrap_or_default();
+    let mut call_session_ids: Vec<String> = sessions
+        .map(|s| s.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     call_session_ids.sort();
     Ok(ContactSummary {
         id: row.try_get("id")?,
@@ -116,7 +118,10 @@ fn summary(row: &SqliteRow) -> Result<ContactSummary, StoreError> {
 
 impl Store {
     /// Contacts matching `filter`, newest first.
-    pub async fn contacts(&self, filter: &ContactFilter) -> Result<Vec<ContactSummary>, StoreError> {
+    pub async fn contacts(
+        &self,
+        filter: &ContactFilter,
+    ) -> Result<Vec<ContactSummary>, StoreError> {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM contacts c
              WHERE (?1 IS NULL OR c.person_id = ?1) AND (?2 IS NULL OR c.agent_id = ?2)
@@ -140,7 +145,11 @@ impl Store {
     /// One contact, if it exists.
     pub async fn contact(&self, id: &str) -> Result<Option<ContactDetail>, StoreError> {
         let sql = format!("SELECT {SUMMARY_COLUMNS} FROM contacts c WHERE c.id = ?");
-        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await? else {
+        let Some(row) = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
             return Ok(None);
         };
         let summary = summary(&row)?;
@@ -167,24 +176,49 @@ impl Store {
             })
         })
         .collect::<Result<_, StoreError>>()?;
-        let gaps = sqlx::query("SELECT from_ms, to_ms, reason FROM contact_gaps WHERE contact_id = ? ORDER BY from_ms")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok(ContactGap { from_ms: r.try_get("from_ms")?, to_ms: r.try_get("to_ms")?, reason: r.try_get("reason")? }))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Some(ContactDetail { summary, calls, events, gaps }))
+        let gaps = sqlx::query(
+            "SELECT from_ms, to_ms, reason FROM contact_gaps WHERE contact_id = ? ORDER BY from_ms",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ContactGap {
+                from_ms: r.try_get("from_ms")?,
+                to_ms: r.try_get("to_ms")?,
+                reason: r.try_get("reason")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+        Ok(Some(ContactDetail {
+            summary,
+            calls,
+            events,
+            gaps,
+        }))
     }
 
     /// Audit entries for `subject`, oldest first: (at_ms, actor, action, detail).
-    pub async fn audit_for(&self, subject: &str) -> Result<Vec<(i64, String, String, Option<String>)>, StoreError> {
-        let rows = sqlx::query("SELECT at_ms, actor, action, detail FROM audit_log WHERE subject = ? ORDER BY id")
-            .bind(subject)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn audit_for(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<(i64, String, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, actor, action, detail FROM audit_log WHERE subject = ? ORDER BY id",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("at_ms")?, r.try_get("actor")?, r.try_get("action")?, r.try_get("detail")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("at_ms")?,
+                    r.try_get("actor")?,
+                    r.try_get("action")?,
+                    r.try_get("detail")?,
+                ))
+            })
             .collect()
     }
 
@@ -199,7 +233,9 @@ impl Store {
 
     /// The earliest deadline of any machine.
     pub async fn next_machine_deadline(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_deadline_ms) AS due FROM agent_machines").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT MIN(next_deadline_ms) AS due FROM agent_machines")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("due")?)
     }
 }

@@ -41,7 +41,10 @@ pub struct StoredDelivery {
 
 impl Store {
     /// Stores a batch of deliveries in one transaction (one fsync for the batch).
-    pub async fn insert_deliveries(&self, batch: &[NewDelivery]) -> Result<Vec<Inserted>, StoreError> {
+    pub async fn insert_deliveries(
+        &self,
+        batch: &[NewDelivery],
+    ) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut results = Vec::with_capacity(batch.len());
         for delivery in batch {

@@ -55,7 +55,12 @@ impl StoreTx {
     }
 
     /// Marks a delivery processed with its outcome.
-    pub async fn mark_processed(&mut self, seq: i64, outcome: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn mark_processed(
+        &mut self,
+        seq: i64,
+        outcome: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE webhook_deliveries SET processed_at_ms = ?, outcome = ? WHERE seq = ?")
             .bind(now_ms)
             .bind(outcome)
@@ -152,7 +157,12 @@ impl StoreTx {
     }
 
     /// Opens a gap in a contact's screen (unless one is open already).
-    pub async fn open_gap(&mut self, contact: ContactId, from_ms: i64, reason: &str) -> Result<(), StoreError> {
+    pub async fn open_gap(
+        &mut self,
+        contact: ContactId,
+        from_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         let open = sqlx::query("SELECT 1 FROM contact_gaps WHERE contact_id = ? AND to_ms IS NULL")
             .bind(contact.to_string())
             .fetch_optional(&mut *self.tx)
@@ -187,19 +197,24 @@ impl StoreTx {
         subject: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)")
-            .bind(at_ms)
-            .bind(actor)
-            .bind(action)
-            .bind(subject)
-            .bind(detail)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(at_ms)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
     /// The enrolled agent of a Webex person.
-    pub async fn agent_for_person(&mut self, person: PersonId) -> Result<Option<AgentId>, StoreError> {
+    pub async fn agent_for_person(
+        &mut self,
+        person: PersonId,
+    ) -> Result<Option<AgentId>, StoreError> {
         let row = sqlx::query("SELECT id FROM agents WHERE person_id = ?")
             .bind(person.to_string())
             .fetch_optional(&mut *self.tx)
