@@ -1,13 +1,25 @@
-//! The server's clock: UTC milliseconds for timestamps, and tokio instants for timers, kept in
-//! step so that time-dependent code runs unchanged on tokio's paused clock in tests.
+//! The server's clock: UTC milliseconds for timestamps, and tokio instants for timers.
+//!
+//! In production it follows tokio's monotonic clock from one UTC anchor taken at start. Tests
+//! that drive time step by step use a manual clock. (Tokio's paused clock does not suit code that
+//! waits on SQLite: while the runtime waits for the database thread it counts as idle, and paused
+//! time jumps ahead to the next timer, firing the connection pool's timeouts.)
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::time::Instant;
 
-/// Maps tokio's monotonic clock onto UTC from one anchor taken at start.
-#[derive(Debug, Clone, Copy)]
+/// Maps a time source onto UTC milliseconds.
+#[derive(Debug, Clone)]
 pub struct Clock {
-    anchor_utc_ms: i64,
-    anchor: Instant,
+    source: Source,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Anchored { utc_ms: i64, at: Instant },
+    Manual(Arc<AtomicI64>),
 }
 
 impl Clock {
@@ -16,18 +28,39 @@ impl Clock {
         Clock::anchored_at(capture_shared::time::UtcMicros::now().to_millis().0)
     }
 
-    /// Anchored so that now is `utc_ms` (tests).
+    /// Follows tokio's clock, with now being `utc_ms`.
     pub fn anchored_at(utc_ms: i64) -> Clock {
         Clock {
-            anchor_utc_ms: utc_ms,
-            anchor: Instant::now(),
+            source: Source::Anchored {
+                utc_ms,
+                at: Instant::now(),
+            },
+        }
+    }
+
+    /// Stands still at `utc_ms` until [`advance`](Self::advance)d (tests).
+    pub fn manual(utc_ms: i64) -> Clock {
+        Clock {
+            source: Source::Manual(Arc::new(AtomicI64::new(utc_ms))),
+        }
+    }
+
+    /// Moves a manual clock forward; no effect on other clocks.
+    pub fn advance(&self, ms: i64) {
+        if let Source::Manual(now) = &self.source {
+            now.fetch_add(ms, Ordering::SeqCst);
         }
     }
 
     /// Now, UTC ms.
     pub fn now_ms(&self) -> i64 {
-        let elapsed = i64::try_from(self.anchor.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.anchor_utc_ms.saturating_add(elapsed)
+        match &self.source {
+            Source::Anchored { utc_ms, at } => {
+                let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+                utc_ms.saturating_add(elapsed)
+            }
+            Source::Manual(now) => now.load(Ordering::SeqCst),
+        }
     }
 
     /// The tokio instant at which UTC will be `utc_ms` (now, if that is past).

@@ -144,7 +144,7 @@ pub async fn run_with(
     let wake = Arc::new(Notify::new());
     let processor = Processor {
         store: store.clone(),
-        clock: parts.clock,
+        clock: parts.clock.clone(),
         policy: settings.policy,
         link: parts.link.clone(),
         wake: wake.clone(),
@@ -153,7 +153,7 @@ pub async fn run_with(
     let receiver = Receiver::spawn(
         store.clone(),
         Arc::from(secret.into_bytes()),
-        parts.clock,
+        parts.clock.clone(),
         metrics.clone(),
         wake,
         &tasks,
@@ -162,7 +162,7 @@ pub async fn run_with(
     let api = api::ApiState {
         store: store.clone(),
         token_sha256: Arc::new(Sha256::digest(token.as_bytes()).into()),
-        clock: parts.clock,
+        clock: parts.clock.clone(),
     };
     let state = http::AppState {
         metrics,
