@@ -207,3 +207,78 @@ impl CallSnapshot {
         self.event_type.to_ascii_lowercase().contains("conferenc")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::webex::webhook::Envelope;
+
+    #[test]
+    fn the_published_webhook_registration_is_an_envelope_once_it_carries_data() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/webex/webhook_create.openapi.json"
+        ))
+        .expect("fixture");
+        let fixture: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let mut delivery = fixture["response"].clone();
+        delivery["data"] = json!({ "id": "x" });
+        let envelope =
+            Envelope::parse(&serde_json::to_vec(&delivery).expect("json")).expect("envelope");
+        assert_eq!(envelope.owned_by.as_deref(), Some("org"));
+        assert_eq!(
+            envelope.subject_person(),
+            None,
+            "an org-owned webhook has no implied person"
+        );
+        // The registration alone (no `data`) is not a delivery.
+        assert!(Envelope::parse(&serde_json::to_vec(&fixture["response"]).expect("json")).is_err());
+    }
+
+    #[test]
+    fn minimal_and_extended_call_payloads_parse() {
+        let call = ids::encode_hydra("us", "CALL", "callhalf-1:0");
+        let minimal = CallSnapshot::from_data(
+            &json!({ "callId": call, "eventTimestamp": "2026-11-26T09:00:00Z" }),
+            "created",
+        )
+        .expect("minimal");
+        assert_eq!(minimal.state, CallState::Unknown(String::new()));
+        assert_eq!(minimal.call_session_id, None);
+        let extended = CallSnapshot::from_data(
+            &json!({
+                "callId": call, "state": "remoteHeld", "created": "2026-11-26T09:00:00+01:00",
+                "callSessionId": "garbage", "recordingState": "paused", "newThing": [1, 2],
+                "redirections": [{ "reason": "callQueue", "redirectingParty": {} }],
+            }),
+            "updated",
+        )
+        .expect("extended");
+        assert_eq!(extended.state, CallState::RemoteHeld);
+        assert_eq!(
+            extended.at.0,
+            1_795_683_600_000 - 3_600_000,
+            "dated by `created` when no eventTimestamp"
+        );
+        let deleted = CallSnapshot::from_data(
+            &json!({ "callId": call, "eventTimestamp": "2026-11-26T09:00:00Z" }),
+            "deleted",
+        )
+        .expect("deleted");
+        assert_eq!(
+            deleted.state,
+            CallState::Disconnected,
+            "a deleted call is gone whatever its state says"
+        );
+        assert!(
+            CallSnapshot::from_data(&json!({ "callId": call }), "created").is_err(),
+            "no timestamp at all"
+        );
+        assert!(
+            CallSnapshot::from_data(&json!({ "callId": 5, "eventTimestamp": "x" }), "created")
+                .is_err()
+        );
+    }
+}
