@@ -90,7 +90,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts", get(list_contacts))
         .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/agents", get(list_agents).post(add_agent))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 

@@ -44,6 +44,9 @@ use crate::store::Store;
 /// Extra time past the grace period before [`run`] stops waiting for connections and tasks.
 pub const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
+/// How often the database's write-ahead log is copied into the database file.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -150,6 +153,11 @@ pub async fn run_with(
         wake: wake.clone(),
     };
     tasks.spawn(processor.run(cancel.clone()));
+    tasks.spawn(
+        store
+            .clone()
+            .checkpoint_loop(CHECKPOINT_INTERVAL, cancel.clone()),
+    );
     let receiver = Receiver::spawn(
         store.clone(),
         Arc::from(secret.into_bytes()),

@@ -224,7 +224,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = std::net::TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        capture_server::run(settings, listener, shutdown_signal()).await?;
+        let shutdown = shutdown_signal().context("cannot install signal handlers")?;
+        capture_server::run(settings, listener, shutdown).await?;
         Ok(())
     })
 }
@@ -241,35 +242,28 @@ fn init_logging(settings: &Settings) {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM (what systemd and `kill` send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("ctrl-c received"),
-        () = terminate() => tracing::info!("SIGTERM received"),
-    }
-}
-
+/// Completes on Ctrl-C or SIGTERM (what systemd and `kill` send). The handlers are installed
+/// when this is called, not when the future is first polled: a signal that arrives while the
+/// server is still starting must stop it gracefully too.
 #[cfg(unix)]
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut signal) => {
-            signal.recv().await;
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("ctrl-c received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
         }
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGTERM");
-            std::future::pending::<()>().await;
-        }
-    }
+    })
 }
 
-/// Windows services stop through Ctrl-C/Ctrl-Break handling only.
+/// Windows services stop through Ctrl-C/Ctrl-Break handling.
 #[cfg(not(unix))]
-async fn terminate() {
-    std::future::pending::<()>().await;
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
+    Ok(async move {
+        ctrl_c.recv().await;
+        tracing::info!("ctrl-c received");
+    })
 }

@@ -134,8 +134,17 @@ impl Drop for TestServer {
     }
 }
 
-/// An HTTPS client that verifies certificates against `ca_file` alone.
+/// An HTTPS client that verifies certificates against `ca_file` alone (HTTP/2 offered).
 pub fn https_client(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
+    client_with_alpn(ca_file, &[b"h2", b"http/1.1"])
+}
+
+/// The same, speaking HTTP/1.1 only: one request per connection at a time, as Webex delivers.
+pub fn https_client_http1(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
+    client_with_alpn(ca_file, &[b"http/1.1"])
+}
+
+fn client_with_alpn(ca_file: &Path, alpn: &[&[u8]]) -> anyhow::Result<reqwest::Client> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -147,8 +156,8 @@ pub fn https_client(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    // A preconfigured rustls config carries its own ALPN list; offer HTTP/2 as browsers do.
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // A preconfigured rustls config carries its own ALPN list.
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(Duration::from_secs(30))

@@ -20,7 +20,7 @@ use crate::store::{Store, StoreError, StoreTx};
 use crate::webex::webhook::Envelope;
 
 /// How many deliveries one pass reads.
-const BATCH: i64 = 256;
+const BATCH: i64 = 32;
 
 /// The processor's shared parts.
 #[derive(Debug, Clone)]
@@ -85,14 +85,22 @@ impl Processor {
             if pending.is_empty() {
                 break;
             }
+            // One transaction (one fsync) per batch; each delivery is marked processed in it.
+            let mut tx = self.store.begin().await?;
+            let mut outgoing = Vec::new();
             for delivery in pending {
+                let received_at = UtcMillis(delivery.received_at_ms);
                 self.process(
+                    &mut tx,
                     delivery.seq,
                     &delivery.body,
-                    UtcMillis(delivery.received_at_ms),
+                    received_at,
+                    &mut outgoing,
                 )
                 .await?;
             }
+            tx.commit().await?;
+            self.send(outgoing).await?;
         }
         let now = self.clock.now_ms();
         for person in self.store.due_machines(now).await? {
@@ -106,38 +114,33 @@ impl Processor {
 
     async fn process(
         &self,
+        tx: &mut StoreTx,
         seq: i64,
         body: &[u8],
         received_at: UtcMillis,
+        outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
-        let mut tx = self.store.begin().await?;
         let decoded = Envelope::parse(body)
             .map_err(|e| e.to_string())
             .and_then(|e| decode::decode(&e, received_at));
         let person = match &decoded {
             Ok(Decoded::Call { person, .. } | Decoded::AgentState { person, .. }) => *person,
             Ok(Decoded::Other { resource }) => {
-                tx.mark_processed(
-                    seq,
-                    &format!("ignored: resource {resource} is not a call or agent event"),
-                    now,
-                )
-                .await?;
-                return tx.commit().await;
+                let outcome = format!("ignored: resource {resource} is not a call or agent event");
+                return tx.mark_processed(seq, &outcome, now).await;
             }
             Err(reason) => {
                 tracing::warn!(seq, %reason, "webhook delivery rejected by the normaliser");
-                tx.mark_processed(seq, &format!("rejected: {reason}"), now)
-                    .await?;
-                return tx.commit().await;
+                return tx
+                    .mark_processed(seq, &format!("rejected: {reason}"), now)
+                    .await;
             }
         };
         let decoded = decoded.map_err(StoreError::Corrupt)?;
-        let mut record = load(&mut tx, person).await?;
+        let mut record = load(tx, person).await?;
         let stepped = decode::step(&mut record, &decoded, &self.policy);
         let agent = tx.agent_for_person(person).await?;
-        let mut outgoing = Vec::new();
         for applied in &stepped.applied {
             let contact = applied.actions.iter().find_map(|a| match a {
                 Action::Marker { contact, .. } => Some(*contact),
@@ -148,12 +151,12 @@ impl Processor {
                 _ => None,
             });
             self.execute(
-                &mut tx,
+                tx,
                 person,
                 agent,
                 &applied.actions,
                 Some(&applied.event),
-                &mut outgoing,
+                outgoing,
             )
             .await?;
             tx.insert_event(Some(seq), &applied.event, contact, note)
@@ -166,10 +169,8 @@ impl Processor {
         } else {
             "applied"
         };
-        save(&mut tx, person, &record, &self.policy, now).await?;
-        tx.mark_processed(seq, outcome, now).await?;
-        tx.commit().await?;
-        self.send(outgoing).await
+        save(tx, person, &record, &self.policy, now).await?;
+        tx.mark_processed(seq, outcome, now).await
     }
 
     async fn tick(&self, person: PersonId, now: i64) -> Result<(), StoreError> {

@@ -36,6 +36,7 @@ impl Store {
     /// Adds an agent; a person id or email already mapped is a conflict.
     pub async fn add_agent(&self, agent: &NewAgent, now_ms: i64) -> Result<AgentEntry, StoreError> {
         let id = AgentId(uuid::Uuid::new_v4());
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "INSERT INTO agents (id, name, person_id, email, created_at_ms) VALUES (?, ?, ?, ?, ?)",
         )

@@ -45,6 +45,7 @@ impl Store {
         &self,
         batch: &[NewDelivery],
     ) -> Result<Vec<Inserted>, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut results = Vec::with_capacity(batch.len());
         for delivery in batch {

@@ -43,6 +43,11 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Writers of this process take turns here, first come first served. SQLite admits one writer
+    /// at a time and makes the others poll with growing sleeps, which starves a short writer (a
+    /// webhook insert) behind a busy one (the processor); an async FIFO lock keeps the wait for the
+    /// receiver to at most one processor batch.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -56,18 +61,61 @@ impl Store {
             // Every commit is on disk before it returns: a webhook is answered only after that.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Checkpoints run in the background (`checkpoint`), never in a request's commit.
+            .pragma("wal_autocheckpoint", "0")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
-    /// Starts a transaction.
+    /// Starts a write transaction (waiting for this process's other writers to finish).
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
-        Ok(StoreTx::new(self.pool.begin().await?))
+        let turn = self.write_gate.clone().lock_owned().await;
+        Ok(StoreTx::new(self.pool.begin().await?, turn))
+    }
+
+    /// Waits for this process's turn to write.
+    pub(crate) async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.write_gate.clone().lock_owned().await
+    }
+
+    /// Copies the write-ahead log into the database file without blocking readers or writers
+    /// (SQLite's PASSIVE checkpoint). Run periodically by the server.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Checkpoints every `interval` until `cancel`, then once more, truncating the log.
+    pub async fn checkpoint_loop(
+        self,
+        interval: Duration,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(error) = self.checkpoint().await {
+                tracing::warn!(%error, "database checkpoint failed");
+            }
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(%error, "final database checkpoint failed");
+        }
     }
 
     /// Closes every connection.

@@ -7,15 +7,19 @@ use sqlx::{Row as _, Sqlite, Transaction};
 
 use super::{StoreError, corrupt};
 
-/// An open transaction.
+/// An open transaction; it holds the process's write turn until it ends.
 #[derive(Debug)]
 pub struct StoreTx {
     tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl StoreTx {
-    pub(super) fn new(tx: Transaction<'static, Sqlite>) -> StoreTx {
-        StoreTx { tx }
+    pub(super) fn new(
+        tx: Transaction<'static, Sqlite>,
+        turn: tokio::sync::OwnedMutexGuard<()>,
+    ) -> StoreTx {
+        StoreTx { tx, _turn: turn }
     }
 
     /// Commits.

@@ -18,6 +18,10 @@ const T0: i64 = 1_795_000_000_000;
 
 /// One webhook of a scenario.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "test data, built once per scenario"
+)]
 enum Delivery {
     Call(PersonId, CallSnapshot),
     AgentState(PersonId, WebexAgentState, UtcMillis),

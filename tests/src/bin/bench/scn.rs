@@ -1,19 +1,13 @@
-//! Capture's benchmark runner: `cargo run --release -p capture-tests --bin bench -- NAME [--seconds N]`.
-//!
-//! Each benchmark prints what it does as it goes and, as its last line, `RESULT {json}` with its
-//! figures (units in the key names). BENCHMARKS.md lists every NAME and the latest figures.
+//! SCN benchmarks: append throughput per fsync policy, recovery of a large file.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use capture_shared::scn::{FsyncPolicy, ScnReader, ScnWriter};
 use capture_tests::scn_samples;
 use serde_json::json;
 
-const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N]\n\
-names:\n  \
-scn-append    SCN append throughput with each fsync policy (screen-stream record mix)\n  \
-scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 MB)";
+use super::{Options, median, round};
 
 /// Asks Linux to drop clean pages from its cache (needs root); false when it could not.
 fn drop_page_cache() -> bool {
@@ -23,54 +17,9 @@ fn drop_page_cache() -> bool {
     synced && std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
 }
 
-struct Options {
-    seconds: u64,
-    mb: u64,
-}
-
-fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let name = args.next().context(USAGE)?;
-    let mut options = Options {
-        seconds: 0,
-        mb: 1024,
-    };
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--seconds" => options.seconds = value.parse().context("--seconds")?,
-            "--mb" => options.mb = value.parse().context("--mb")?,
-            _ => bail!("unknown flag {flag}\n{USAGE}"),
-        }
-    }
-    let result = match name.as_str() {
-        "scn-append" => scn_append(&options)?,
-        "scn-recover" => scn_recover(&options)?,
-        _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
-    };
-    println!("RESULT {result}");
-    Ok(())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
-}
-
 /// Appends the screen-stream record mix for `seconds` per policy, in one-second windows, and
 /// reports the median window's records/s and MB/s.
-fn scn_append(options: &Options) -> anyhow::Result<serde_json::Value> {
+pub fn append(options: &Options) -> anyhow::Result<serde_json::Value> {
     let seconds = if options.seconds == 0 {
         10
     } else {
@@ -123,7 +72,7 @@ fn scn_append(options: &Options) -> anyhow::Result<serde_json::Value> {
 /// Writes an `--mb` MB file of the screen-stream mix, tears its tail, and times recovery scans
 /// (the reader alone, as `open_append` and ingestion use it): one with a cold page cache when it
 /// can be dropped, then the median of three warm ones.
-fn scn_recover(options: &Options) -> anyhow::Result<serde_json::Value> {
+pub fn recover(options: &Options) -> anyhow::Result<serde_json::Value> {
     let target = options.mb * 1_000_000;
     let dir = tempfile::tempdir_in(std::env::current_dir()?)?;
     let path = dir.path().join("large.scn");

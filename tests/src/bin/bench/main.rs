@@ -1,0 +1,70 @@
+//! Capture's benchmark runner: `cargo run --release -p capture-tests --bin bench -- NAME [--seconds N]`.
+//!
+//! Each benchmark prints what it does as it goes and, as its last line, `RESULT {json}` with its
+//! figures (units in the key names). BENCHMARKS.md lists every NAME and the latest figures.
+
+mod scn;
+mod webhooks;
+
+use anyhow::{Context as _, bail};
+
+const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N]\n\
+names:\n  \
+scn-append    SCN append throughput with each fsync policy (screen-stream record mix)\n  \
+scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 MB)\n  \
+webhooks      signed Webex webhooks over loopback TLS at --rate per second (default 1000) for --seconds (default 60)";
+
+/// Flags shared by the benchmarks.
+pub struct Options {
+    /// `--seconds`: how long (0: the benchmark's default).
+    pub seconds: u64,
+    /// `--mb`: file size for `scn-recover`.
+    pub mb: u64,
+    /// `--rate`: requests per second for `webhooks`.
+    pub rate: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let name = args.next().context(USAGE)?;
+    let mut options = Options {
+        seconds: 0,
+        mb: 1024,
+        rate: 1000,
+    };
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seconds" => options.seconds = value.parse().context("--seconds")?,
+            "--mb" => options.mb = value.parse().context("--mb")?,
+            "--rate" => options.rate = value.parse().context("--rate")?,
+            _ => bail!("unknown flag {flag}\n{USAGE}"),
+        }
+    }
+    let result = match name.as_str() {
+        "scn-append" => scn::append(&options)?,
+        "scn-recover" => scn::recover(&options)?,
+        "webhooks" => webhooks::run(&options)?,
+        _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
+    };
+    println!("RESULT {result}");
+    Ok(())
+}
+
+/// The median (NaN for no values).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// `value` rounded to `digits` decimals.
+pub fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
