@@ -120,6 +120,40 @@ fn webhook_secret(source: &SecretSource) -> Result<String, ServerError> {
     }
 }
 
+/// Registers our webhooks with Webex in the background, when credentials and the public URL are
+/// configured.
+fn spawn_webhook_setup(
+    settings: &Settings,
+    secret: &str,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> Result<(), ServerError> {
+    let Some(webex) = &settings.webex else {
+        tracing::info!("no webex credentials configured: register the webhooks by hand");
+        return Ok(());
+    };
+    let Some(public_url) = &webex.public_url else {
+        tracing::warn!("webex.public_url is not set: Capture cannot register its webhooks itself");
+        return Ok(());
+    };
+    let token = match &webex.token {
+        SecretSource::Value(token) => token.clone(),
+        SecretSource::File(path) | SecretSource::Generated(path) => {
+            files::read_secret(path).map_err(data_error(path))?
+        }
+    };
+    let client = webex::client::WebexClient::new(&webex.base_url, &token, webex.ca_file.as_deref())
+        .map_err(|e| ServerError::Serve(std::io::Error::other(e.to_string())))?;
+    tasks.spawn(integration::setup::run(
+        client,
+        format!("{public_url}/webhooks/webex"),
+        secret.to_owned(),
+        settings.agent_state_source.clone(),
+        cancel.clone(),
+    ));
+    Ok(())
+}
+
 /// [`run`] with replaceable parts.
 pub async fn run_with(
     settings: Settings,
@@ -158,6 +192,7 @@ pub async fn run_with(
             .clone()
             .checkpoint_loop(CHECKPOINT_INTERVAL, cancel.clone()),
     );
+    spawn_webhook_setup(&settings, &secret, &tasks, &cancel)?;
     let receiver = Receiver::spawn(
         store.clone(),
         Arc::from(secret.into_bytes()),

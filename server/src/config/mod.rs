@@ -16,7 +16,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use settings::{LogFormat, SecretSource, Settings, TlsSource};
+pub use settings::{LogFormat, SecretSource, Settings, TlsSource, WebexSettings};
 
 /// The environment variable prefix of every key.
 pub const ENV_PREFIX: &str = "CAPTURE_";
@@ -43,9 +43,21 @@ pub struct Config {
 }
 
 /// The `[webex]` section.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebexConfig {
+    /// Base URL of the Webex API (the emulator's in tests and demos).
+    pub base_url: String,
+    /// Access token of a compliance-officer integration or Service App. With `public_url`, Capture
+    /// registers its webhooks itself on start.
+    pub access_token: Option<String>,
+    /// File holding the access token.
+    pub access_token_file: Option<PathBuf>,
+    /// Public HTTPS base URL where Webex reaches this server (`https://capture.example.com`); the
+    /// webhooks target `<public_url>/webhooks/webex`.
+    pub public_url: Option<String>,
+    /// Extra CA certificate (PEM) to trust for Webex, e.g. a TLS-inspecting proxy's.
+    pub ca_file: Option<PathBuf>,
     /// Secret Webex signs webhook deliveries with (`X-Spark-Signature`). When neither this nor
     /// `webhook_secret_file` is set, one is generated in `<data_dir>/webhook-secret` on first start.
     pub webhook_secret: Option<String>,
@@ -65,6 +77,20 @@ pub struct IntegrationConfig {
     pub wrap_up_s: u64,
     /// Longest contact in seconds; a longer one is closed (60–86400).
     pub max_contact_s: u64,
+}
+
+impl Default for WebexConfig {
+    fn default() -> Self {
+        WebexConfig {
+            base_url: "https://webexapis.com/v1".into(),
+            access_token: None,
+            access_token_file: None,
+            public_url: None,
+            ca_file: None,
+            webhook_secret: None,
+            webhook_secret_file: None,
+        }
+    }
 }
 
 impl Default for IntegrationConfig {

@@ -36,6 +36,19 @@ pub enum SecretSource {
     Generated(PathBuf),
 }
 
+/// How Capture talks to Webex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebexSettings {
+    /// API base URL.
+    pub base_url: String,
+    /// The access token (value or file).
+    pub token: SecretSource,
+    /// Where Webex reaches us, when configured.
+    pub public_url: Option<String>,
+    /// Extra CA to trust.
+    pub ca_file: Option<PathBuf>,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -64,6 +77,10 @@ pub struct Settings {
     pub webhook_secret: SecretSource,
     /// The state machine's rules.
     pub policy: crate::integration::machine::Policy,
+    /// Where Agent Available comes from (`none`, `customer_assist`, `contact_center`).
+    pub agent_state_source: String,
+    /// Webex API access, when credentials are configured.
+    pub webex: Option<WebexSettings>,
 }
 
 /// Longest shutdown grace period, seconds.
@@ -135,8 +152,8 @@ impl Settings {
             });
         }
         let webhook_secret = match (
-            config.webex.webhook_secret,
-            config.webex.webhook_secret_file,
+            config.webex.webhook_secret.clone(),
+            config.webex.webhook_secret_file.clone(),
         ) {
             (Some(_), Some(file)) => {
                 return Err(ConfigError::Invalid {
@@ -191,9 +208,51 @@ impl Settings {
             max_contact_ms: integration.max_contact_s as i64 * 1000,
             ..crate::integration::machine::Policy::default()
         };
+        let webex_config = &config.webex;
+        if !webex_config.base_url.starts_with("https://") {
+            return Err(ConfigError::Invalid {
+                key: "webex.base_url",
+                value: webex_config.base_url.clone(),
+                reason: "must be an https:// URL".into(),
+            });
+        }
+        if let Some(public) = &webex_config.public_url
+            && !public.starts_with("https://")
+        {
+            return Err(ConfigError::Invalid {
+                key: "webex.public_url",
+                value: public.clone(),
+                reason: "must be an https:// URL Webex can reach".into(),
+            });
+        }
+        let token = match (&webex_config.access_token, &webex_config.access_token_file) {
+            (Some(_), Some(file)) => {
+                return Err(ConfigError::Invalid {
+                    key: "webex.access_token_file",
+                    value: file.display().to_string(),
+                    reason: "set either webex.access_token or webex.access_token_file, not both"
+                        .into(),
+                });
+            }
+            (Some(token), None) => Some(SecretSource::Value(token.trim().to_owned())),
+            (None, Some(file)) => Some(SecretSource::File(file.clone())),
+            (None, None) => None,
+        };
+        let webex = token.map(|token| WebexSettings {
+            base_url: webex_config.base_url.trim_end_matches('/').to_owned(),
+            token,
+            public_url: webex_config
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            ca_file: webex_config.ca_file.clone(),
+        });
+        let agent_state_source = config.integration.agent_state_source.clone();
         Ok(Settings {
             webhook_secret,
             policy,
+            agent_state_source,
+            webex,
             listen: config.listen,
             data_dir: config.data_dir,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_s),

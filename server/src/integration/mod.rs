@@ -2,6 +2,7 @@
 //!
 //! - [`receiver`]: `POST /webhooks/webex` — signature, limits, durable before 2xx;
 //! - [`processor`]: applies stored deliveries in order, fires timers, executes actions;
+//! - [`setup`]: registers our webhooks with Webex and keeps the agent-event interest fresh;
 //! - [`replay`]: the `webhooks replay` dry run;
 //! - [`decode`]: delivery → person + snapshot/state → events → actions (shared with the dry run);
 //! - [`tracker`]: per-agent call memory, snapshots → the seed's events (dedup, ordering);
@@ -14,4 +15,5 @@ pub mod machine;
 pub mod processor;
 pub mod receiver;
 pub mod replay;
+pub mod setup;
 pub mod tracker;

@@ -3,6 +3,7 @@
 //! optional ones; facts and uncertainties are in the team's `webex/API.md`.
 
 pub mod agent_state;
+pub mod client;
 pub mod signature;
 pub mod telephony;
 pub mod time;

@@ -1,0 +1,337 @@
+//! The Webex REST client: bearer authentication, one retry policy, typed errors.
+//!
+//! Retry policy: 429 and 423 wait for `Retry-After` (seconds, capped at [`MAX_RETRY_AFTER`]);
+//! 500, 502, 503, 504 and transport errors back off exponentially with full jitter from
+//! [`BACKOFF_BASE`] to [`BACKOFF_MAX`]; at most [`MAX_ATTEMPTS`] attempts. Other statuses fail at
+//! once with the body Webex sent.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Attempts per request.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Longest `Retry-After` honoured; longer ones are cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// First backoff ceiling.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// Largest backoff ceiling.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Per-request timeout.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a Webex call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebexError {
+    /// Webex answered with an error status.
+    #[error("webex answered {status} to {method} {path}: {body}")]
+    Status {
+        /// The method.
+        method: Method,
+        /// The path.
+        path: String,
+        /// The status.
+        status: StatusCode,
+        /// What `Retry-After` asked for, if anything.
+        retry_after: Option<Duration>,
+        /// The body (truncated).
+        body: String,
+    },
+    /// The request did not complete.
+    #[error("webex request {method} {path} failed: {message}")]
+    Transport {
+        /// The method.
+        method: Method,
+        /// The path.
+        path: String,
+        /// What happened.
+        message: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("webex answer to {path} is not what was expected: {message}")]
+    Decode {
+        /// The path.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The client could not be built.
+    #[error("webex client: {0}")]
+    Setup(String),
+}
+
+impl WebexError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            WebexError::Status { status, .. } => retryable_status(*status),
+            WebexError::Transport { .. } => true,
+            WebexError::Decode { .. } | WebexError::Setup(_) => false,
+        }
+    }
+}
+
+fn retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 423 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// A webhook registration as Webex lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Where it delivers.
+    pub target_url: String,
+    /// The resource.
+    pub resource: String,
+    /// The event.
+    pub event: String,
+    /// Its filter.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Its secret, when Webex shows it.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// `active` or `disabled`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `creator` or `org`.
+    #[serde(default)]
+    pub owned_by: Option<String>,
+}
+
+/// The Webex client.
+#[derive(Debug, Clone)]
+pub struct WebexClient {
+    http: reqwest::Client,
+    base: Arc<str>,
+    token: Arc<str>,
+}
+
+fn trimmed_body(text: &str) -> String {
+    text.chars().take(500).collect()
+}
+
+/// The `rel="next"` URL of an RFC 5988 `Link` header, exactly as given.
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| url.to_owned())
+    })
+}
+
+impl WebexClient {
+    /// A client for `base_url` (e.g. `https://webexapis.com/v1`) with an access token; TLS trusts
+    /// the system's roots plus `extra_ca` (a TLS-inspecting proxy's CA, or the emulator's).
+    pub fn new(
+        base_url: &str,
+        token: &str,
+        extra_ca: Option<&Path>,
+    ) -> Result<WebexClient, WebexError> {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = extra_ca {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| WebexError::Setup(format!("{}: {e}", path.display())))?;
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| WebexError::Setup(format!("{}: {e}", path.display())))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| WebexError::Setup(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("capture/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| WebexError::Setup(e.to_string()))?;
+        Ok(WebexClient {
+            http,
+            base: Arc::from(base_url.trim_end_matches('/')),
+            token: Arc::from(token),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("https://") || path.starts_with("http://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// Sends a request with the retry policy; returns the `Link` next URL and the JSON body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(Option<String>, Value), WebexError> {
+        let url = self.url(path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let failure = match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    let next = response
+                        .headers()
+                        .get(reqwest::header::LINK)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(next_link);
+                    let text = response.text().await.map_err(|e| WebexError::Transport {
+                        method: method.clone(),
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?;
+                    let json = if text.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text).map_err(|e| WebexError::Decode {
+                            path: path.to_owned(),
+                            message: e.to_string(),
+                        })?
+                    };
+                    return Ok((next, json));
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                    let body = trimmed_body(&response.text().await.unwrap_or_default());
+                    WebexError::Status {
+                        method: method.clone(),
+                        path: path.to_owned(),
+                        status,
+                        retry_after,
+                        body,
+                    }
+                }
+                Err(error) => WebexError::Transport {
+                    method: method.clone(),
+                    path: path.to_owned(),
+                    message: error.to_string(),
+                },
+            };
+            if !failure.is_retryable() || attempt >= MAX_ATTEMPTS {
+                return Err(failure);
+            }
+            let wait = match &failure {
+                WebexError::Status {
+                    retry_after: Some(after),
+                    ..
+                } => *after,
+                _ => {
+                    let ceiling = BACKOFF_BASE
+                        .saturating_mul(1 << attempt.min(8))
+                        .min(BACKOFF_MAX);
+                    Duration::from_millis(fastrand::u64(
+                        0..=u64::try_from(ceiling.as_millis()).unwrap_or(0),
+                    ))
+                }
+            };
+            tracing::warn!(%failure, attempt, wait_ms = wait.as_millis() as u64, "webex request will be retried");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Every webhook of the organisation visible to the token (following `Link` paging).
+    pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, WebexError> {
+        let mut out = Vec::new();
+        let mut next = Some("/webhooks?max=100".to_owned());
+        while let Some(path) = next {
+            let (link, body) = self.send(Method::GET, &path, None).await?;
+            let items: Vec<Webhook> =
+                serde_json::from_value(body.get("items").cloned().unwrap_or(Value::Array(vec![])))
+                    .map_err(|e| WebexError::Decode {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+            let empty = items.is_empty();
+            out.extend(items);
+            next = if empty { None } else { link };
+        }
+        Ok(out)
+    }
+
+    /// Creates a webhook.
+    pub async fn create_webhook(&self, request: &Value) -> Result<Webhook, WebexError> {
+        let (_, body) = self.send(Method::POST, "/webhooks", Some(request)).await?;
+        serde_json::from_value(body).map_err(|e| WebexError::Decode {
+            path: "/webhooks".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Updates a webhook (`name`, `targetUrl`, `secret`, `status`).
+    pub async fn update_webhook(&self, id: &str, update: &Value) -> Result<Webhook, WebexError> {
+        let path = format!("/webhooks/{id}");
+        let (_, body) = self.send(Method::PUT, &path, Some(update)).await?;
+        serde_json::from_value(body).map_err(|e| WebexError::Decode {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Registers interest in `Agent` events (Customer Assist), which Webex keeps for a limited
+    /// time; the answer is returned as sent (its shape is uncertain, webex/API.md).
+    pub async fn register_agent_interest(&self) -> Result<Value, WebexError> {
+        let body = serde_json::json!({ "interests": [{ "resource": "Agent" }] });
+        Ok(self
+            .send(
+                Method::POST,
+                "/telephony/webhookInterestRegistrations",
+                Some(&body),
+            )
+            .await?
+            .1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_give_the_next_url_exactly() {
+        let header = r#"<https://webexapis.com/v1/webhooks?max=2&cursor=abc%3D>; rel="next", <https://x/first>; rel="first""#;
+        assert_eq!(
+            next_link(header).as_deref(),
+            Some("https://webexapis.com/v1/webhooks?max=2&cursor=abc%3D")
+        );
+        assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+}
