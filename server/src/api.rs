@@ -34,6 +34,8 @@ pub struct ApiState {
     pub token_sha256: Arc<[u8; 32]>,
     /// The clock.
     pub clock: Clock,
+    /// Notified when the agent directory changes.
+    pub directory_changed: Arc<tokio::sync::Notify>,
 }
 
 /// An API error: a status, a stable code, a message.
@@ -240,6 +242,7 @@ async fn add_agent(
     let agent = new_agent(&body.name, body.person_id.as_deref(), body.email.as_deref())
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
     let entry = state.store.add_agent(&agent, state.clock.now_ms()).await?;
+    state.directory_changed.notify_one();
     Ok((StatusCode::CREATED, Json(entry)).into_response())
 }
 

@@ -120,20 +120,18 @@ fn webhook_secret(source: &SecretSource) -> Result<String, ServerError> {
     }
 }
 
-/// Registers our webhooks with Webex in the background, when credentials and the public URL are
-/// configured.
-fn spawn_webhook_setup(
+/// Starts what needs the Webex API, when credentials are configured: webhook registration (with
+/// a public URL) and email → person resolution of the agent directory.
+fn spawn_webex_tasks(
     settings: &Settings,
     secret: &str,
+    store: &Store,
+    directory_changed: &Arc<Notify>,
     tasks: &TaskTracker,
     cancel: &CancellationToken,
 ) -> Result<(), ServerError> {
     let Some(webex) = &settings.webex else {
         tracing::info!("no webex credentials configured: register the webhooks by hand");
-        return Ok(());
-    };
-    let Some(public_url) = &webex.public_url else {
-        tracing::warn!("webex.public_url is not set: Capture cannot register its webhooks itself");
         return Ok(());
     };
     let token = match &webex.token {
@@ -144,6 +142,16 @@ fn spawn_webhook_setup(
     };
     let client = webex::client::WebexClient::new(&webex.base_url, &token, webex.ca_file.as_deref())
         .map_err(|e| ServerError::Serve(std::io::Error::other(e.to_string())))?;
+    tasks.spawn(integration::setup::resolve_emails_loop(
+        client.clone(),
+        store.clone(),
+        directory_changed.clone(),
+        cancel.clone(),
+    ));
+    let Some(public_url) = &webex.public_url else {
+        tracing::warn!("webex.public_url is not set: Capture cannot register its webhooks itself");
+        return Ok(());
+    };
     tasks.spawn(integration::setup::run(
         client,
         format!("{public_url}/webhooks/webex"),
@@ -192,7 +200,15 @@ pub async fn run_with(
             .clone()
             .checkpoint_loop(CHECKPOINT_INTERVAL, cancel.clone()),
     );
-    spawn_webhook_setup(&settings, &secret, &tasks, &cancel)?;
+    let directory_changed = Arc::new(Notify::new());
+    spawn_webex_tasks(
+        &settings,
+        &secret,
+        &store,
+        &directory_changed,
+        &tasks,
+        &cancel,
+    )?;
     let receiver = Receiver::spawn(
         store.clone(),
         Arc::from(secret.into_bytes()),
@@ -206,6 +222,7 @@ pub async fn run_with(
         store: store.clone(),
         token_sha256: Arc::new(Sha256::digest(token.as_bytes()).into()),
         clock: parts.clock.clone(),
+        directory_changed,
     };
     let state = http::AppState {
         metrics,

@@ -1,5 +1,6 @@
 //! A small fake of Webex's webhook-management API over HTTPS (`/v1/webhooks` with `Link` paging,
-//! `/v1/telephony/webhookInterestRegistrations`), with bearer auth and injectable 429s. It speaks
+//! `/v1/telephony/webhookInterestRegistrations`, `/v1/people?email=`), with bearer auth and
+//! injectable 429s. It speaks
 //! Webex's wire format for these routes; the full emulator (recordings, deliveries, scenarios)
 //! grows from here.
 
@@ -31,6 +32,8 @@ pub struct FakeState {
     pub requests: Vec<(Instant, String, String)>,
     /// How many of the next requests get a 429 with `Retry-After: 1`.
     pub fail_with_429: u32,
+    /// People: (email, person uuid).
+    pub people: Vec<(String, uuid::Uuid)>,
 }
 
 /// A running fake.
@@ -178,6 +181,31 @@ async fn update(
     Json(webhook.clone()).into_response()
 }
 
+async fn people(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let email = query
+        .iter()
+        .find(|(k, _)| k == "email")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    if let Some(response) = app.gate(&headers, "GET", format!("/people?email={email}")) {
+        return response;
+    }
+    let state = app.state.lock().expect("lock");
+    let items: Vec<Value> = state
+        .people
+        .iter()
+        .filter(|(known, _)| known.eq_ignore_ascii_case(&email))
+        .map(|(known, id)| {
+            json!({ "id": encode_hydra("us", "PEOPLE", &id.to_string()), "emails": [known], "displayName": known, "type": "person" })
+        })
+        .collect();
+    Json(json!({ "items": items })).into_response()
+}
+
 async fn interest(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Some(response) = app.gate(
         &headers,
@@ -219,6 +247,7 @@ impl FakeWebex {
             .route("/v1/webhooks", get(list).post(create))
             .route("/v1/webhooks/{id}", put(update))
             .route("/v1/telephony/webhookInterestRegistrations", post(interest))
+            .route("/v1/people", get(people))
             .with_state(app);
         let handle = axum_server::Handle::new();
         let server = axum_server::from_tcp_rustls(

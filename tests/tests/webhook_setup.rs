@@ -120,3 +120,63 @@ async fn the_server_registers_and_repairs_its_webhooks() -> anyhow::Result<()> {
     }
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_enrolled_by_email_is_mapped_to_its_webex_person() -> anyhow::Result<()> {
+    let person = uuid::Uuid::from_u128(0xe3a11);
+    let state = FakeState {
+        people: vec![("carol@example.com".into(), person)],
+        ..FakeState::default()
+    };
+    let fake = FakeWebex::start("compliance-token", state).await?;
+    let (base_url, ca_file) = (fake.base_url.clone(), fake.ca_file.clone());
+    // Credentials but no public URL: no webhook registration, the directory is still resolved.
+    let server = TestServer::start_with(move |config| {
+        config.webex.base_url = base_url;
+        config.webex.access_token = Some("compliance-token".into());
+        config.webex.ca_file = Some(ca_file);
+    })
+    .await?;
+    let client = server.client()?;
+    for (name, email) in [
+        ("Carol", "Carol@Example.com"),
+        ("Nobody", "nobody@example.com"),
+    ] {
+        let added = client
+            .post(format!("{}/api/v1/agents", server.base_url()))
+            .bearer_auth(server.api_token()?)
+            .json(&json!({ "name": name, "email": email }))
+            .send()
+            .await?;
+        assert_eq!(added.status(), 201);
+    }
+    let mut mapped = serde_json::Value::Null;
+    for _ in 0..200 {
+        let agents = server.api_get("/api/v1/agents").await?;
+        if let Some(carol) = agents["items"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "Carol"))
+            && !carol["person_id"].is_null()
+        {
+            mapped = agents;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let items = mapped["items"].as_array().expect("carol was mapped");
+    let carol = items.iter().find(|x| x["name"] == "Carol").expect("carol");
+    assert_eq!(carol["person_id"], person.to_string());
+    let nobody = items
+        .iter()
+        .find(|x| x["name"] == "Nobody")
+        .expect("nobody");
+    assert!(
+        nobody["person_id"].is_null(),
+        "an unknown email stays unmapped"
+    );
+    assert!(
+        fake.state.lock().expect("lock").webhooks.is_empty(),
+        "no public URL: no webhooks registered"
+    );
+    server.stop().await
+}

@@ -1,14 +1,19 @@
 //! Webhook set-up: on start, when Webex credentials and the public URL are configured, make sure
 //! Webex delivers what Capture needs to our receiver, signed with our secret — creating missing
 //! webhooks, and updating (and re-activating: Webex disables webhooks whose target keeps failing)
-//! existing ones — and keep the Customer Assist `Agent` interest registration fresh.
+//! existing ones — and keep the Customer Assist `Agent` interest registration fresh. Also: agents
+//! enrolled by email only are mapped to their Webex person (events name persons, not emails).
 
 use std::time::Duration;
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::Store;
 use crate::webex::client::{WebexClient, WebexError, Webhook};
+
+/// How often agents known by email only are looked up in Webex.
+pub const DIRECTORY_RESOLUTION: Duration = Duration::from_secs(300);
 
 /// The webhooks Capture keeps registered: (name, resource, event).
 pub fn desired(agent_state_source: &str) -> Vec<(&'static str, &'static str, &'static str)> {
@@ -122,6 +127,51 @@ pub async fn run(
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Looks up, by email, the Webex person of every agent that has none; returns how many it found.
+pub async fn resolve_emails(client: &WebexClient, store: &Store) -> Result<usize, String> {
+    let mut found = 0;
+    for (agent, email) in store
+        .agents_without_person()
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        match client.find_person_by_email(&email).await {
+            Ok(Some(person)) => match store.set_agent_person(agent, person).await {
+                Ok(()) => {
+                    tracing::info!(%agent, %person, "agent mapped to its webex person by email");
+                    found += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(%agent, %error, "agent's webex person is mapped to another agent")
+                }
+            },
+            Ok(None) => tracing::warn!(%agent, "no webex person has this agent's email"),
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(found)
+}
+
+/// Resolves emails now, whenever `changed` is notified (an agent was added), and every
+/// [`DIRECTORY_RESOLUTION`], until `cancel`.
+pub async fn resolve_emails_loop(
+    client: WebexClient,
+    store: Store,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    loop {
+        if let Err(error) = resolve_emails(&client, &store).await {
+            tracing::warn!(%error, "looking up agents' webex persons by email failed");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = changed.notified() => {}
+            () = tokio::time::sleep(DIRECTORY_RESOLUTION) => {}
         }
     }
 }

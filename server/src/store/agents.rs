@@ -87,3 +87,43 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Agents known by email only: (agent, email).
+    pub async fn agents_without_person(&self) -> Result<Vec<(AgentId, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, email FROM agents WHERE person_id IS NULL AND email IS NOT NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Ok((
+                    AgentId(uuid::Uuid::parse_str(&id).map_err(corrupt)?),
+                    row.try_get("email")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records the Webex person of an agent found by its email.
+    pub async fn set_agent_person(
+        &self,
+        agent: AgentId,
+        person: PersonId,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let result =
+            sqlx::query("UPDATE agents SET person_id = ? WHERE id = ? AND person_id IS NULL")
+                .bind(person.to_string())
+                .bind(agent.to_string())
+                .execute(&self.pool)
+                .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(
+                StoreError::Conflict(format!("an agent for person {person}")),
+            ),
+            Err(error) => Err(error.into()),
+        }
+    }
+}

@@ -305,6 +305,29 @@ impl WebexClient {
         })
     }
 
+    /// The Webex person with this email, if one exists (`GET /people?email=`).
+    pub async fn find_person_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<capture_shared::ids::PersonId>, WebexError> {
+        let mut url = reqwest::Url::parse(&self.url("/people"))
+            .map_err(|e| WebexError::Setup(e.to_string()))?;
+        url.query_pairs_mut().append_pair("email", email);
+        let (_, body) = self.send(Method::GET, url.as_str(), None).await?;
+        let Some(id) = body["items"]
+            .get(0)
+            .and_then(|person| person["id"].as_str())
+        else {
+            return Ok(None);
+        };
+        capture_shared::ids::person_id(id)
+            .map(Some)
+            .map_err(|e| WebexError::Decode {
+                path: "/people".into(),
+                message: e.to_string(),
+            })
+    }
+
     /// Registers interest in `Agent` events (Customer Assist), which Webex keeps for a limited
     /// time; the answer is returned as sent (its shape is uncertain, webex/API.md).
     pub async fn register_agent_interest(&self) -> Result<Value, WebexError> {
