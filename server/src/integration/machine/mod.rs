@@ -77,6 +77,14 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// Adds the event's call (as active, unless already known) and session to the contact.
+    fn join(&mut self, event: &CallEvent) {
+        if let Some(call) = &event.call_id {
+            self.calls.entry(call.clone()).or_insert(CallPhase::Active);
+        }
+        self.sessions.extend(event.call_session_id.clone());
+    }
+
     fn all_ended(&self) -> bool {
         self.calls.values().all(|phase| *phase == CallPhase::Ended)
     }
@@ -250,13 +258,7 @@ fn apply(state: &mut AgentState, event: &CallEvent, policy: &Policy, actions: &m
                     available_at: None,
                 }
             });
-            if let Some(call) = &event.call_id {
-                contact
-                    .calls
-                    .entry(call.clone())
-                    .or_insert(CallPhase::Active);
-            }
-            contact.sessions.extend(event.call_session_id.clone());
+            contact.join(event);
             contact.wrap_up_due = None;
             contact.discard_due = None;
             if contact
@@ -276,13 +278,7 @@ fn apply(state: &mut AgentState, event: &CallEvent, policy: &Policy, actions: &m
                 });
                 return;
             };
-            if let Some(call) = &event.call_id {
-                contact
-                    .calls
-                    .entry(call.clone())
-                    .or_insert(CallPhase::Active);
-            }
-            contact.sessions.extend(event.call_session_id.clone());
+            contact.join(event);
             actions.push(marker(contact));
             contact.discard_due = None;
             if !contact.kept {
