@@ -183,3 +183,42 @@ async fn the_cap_closes_a_contact_whose_end_never_arrives() -> anyhow::Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_person_whose_stored_state_is_unreadable_holds_up_nobody_else() -> anyhow::Result<()> {
+    let (_dir, store, processor) = processor(Policy::default()).await?;
+    let broken = capture_shared::ids::PersonId(Uuid::from_u128(66));
+    let mut tx = store.begin().await?;
+    tx.save_machine(broken, "{ this is not a machine", Some(T0 - 1), T0)
+        .await?;
+    tx.commit().await?;
+    let mut theirs = CallScript::new(broken.0, 66, Uuid::from_u128(67), UtcMillis(T0));
+    let mut others = CallScript::new(Uuid::from_u128(77), 77, Uuid::from_u128(78), UtcMillis(T0));
+    deliver(
+        &store,
+        &[
+            theirs.envelope("alerting", UtcMillis(T0)),
+            others.envelope("alerting", UtcMillis(T0)),
+        ],
+    )
+    .await?;
+    // Neither the broken delivery nor the broken timer makes the pass fail or loop.
+    processor.drain().await?;
+    processor.drain().await?;
+    assert_eq!(
+        store.delivery_counts().await?,
+        (2, 2),
+        "both deliveries are done: one applied, one parked"
+    );
+    assert_eq!(
+        states(&store).await?,
+        [("recording".to_owned(), None)],
+        "the other agent's call is a contact"
+    );
+    assert_eq!(
+        store.next_machine_deadline().await?,
+        Some(T0 + Policy::default().max_contact_ms),
+        "the broken timer is parked"
+    );
+    Ok(())
+}

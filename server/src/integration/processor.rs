@@ -88,16 +88,34 @@ impl Processor {
             // One transaction (one fsync) per batch; each delivery is marked processed in it.
             let mut tx = self.store.begin().await?;
             let mut outgoing = Vec::new();
-            for delivery in pending {
+            let mut failed = false;
+            for delivery in &pending {
                 let received_at = UtcMillis(delivery.received_at_ms);
-                self.process(
-                    &mut tx,
-                    delivery.seq,
-                    &delivery.body,
-                    received_at,
-                    &mut outgoing,
-                )
-                .await?;
+                match self
+                    .process(
+                        &mut tx,
+                        delivery.seq,
+                        &delivery.body,
+                        received_at,
+                        &mut outgoing,
+                    )
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(StoreError::Corrupt(_)) => {
+                        failed = true;
+                        break;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            if failed {
+                // A delivery the store cannot apply (its person's stored state is unreadable) must
+                // not hold up the others: redo the batch one delivery per transaction and park the
+                // one that fails, with its reason, as processed.
+                drop(tx);
+                self.process_one_by_one(&pending).await?;
+                continue;
             }
             tx.commit().await?;
             self.send(outgoing).await?;
@@ -107,7 +125,14 @@ impl Processor {
             let Ok(person) = uuid::Uuid::parse_str(&person).map(PersonId) else {
                 continue;
             };
-            self.tick(person, now).await?;
+            match self.tick(person, now).await {
+                Ok(()) => {}
+                Err(StoreError::Corrupt(reason)) => {
+                    tracing::error!(%person, %reason, "machine state unreadable; its timers are parked");
+                    self.store.park_machine(person).await?;
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(())
     }
@@ -171,6 +196,46 @@ impl Processor {
         };
         save(tx, person, &record, &self.policy, now).await?;
         tx.mark_processed(seq, outcome, now).await
+    }
+
+    async fn process_one_by_one(
+        &self,
+        pending: &[crate::store::StoredDelivery],
+    ) -> Result<(), StoreError> {
+        for delivery in pending {
+            let mut tx = self.store.begin().await?;
+            let mut outgoing = Vec::new();
+            let received_at = UtcMillis(delivery.received_at_ms);
+            match self
+                .process(
+                    &mut tx,
+                    delivery.seq,
+                    &delivery.body,
+                    received_at,
+                    &mut outgoing,
+                )
+                .await
+            {
+                Ok(()) => {
+                    tx.commit().await?;
+                    self.send(outgoing).await?;
+                }
+                Err(StoreError::Corrupt(reason)) => {
+                    drop(tx);
+                    tracing::error!(seq = delivery.seq, %reason, "webhook delivery cannot be applied; parked");
+                    let mut tx = self.store.begin().await?;
+                    tx.mark_processed(
+                        delivery.seq,
+                        &format!("failed: {reason}"),
+                        self.clock.now_ms(),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 
     async fn tick(&self, person: PersonId, now: i64) -> Result<(), StoreError> {

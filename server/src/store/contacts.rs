@@ -231,6 +231,20 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("person_id")?)).collect()
     }
 
+    /// Stops the timers of a person whose machine state cannot be read (it stays stored for
+    /// inspection; the next delivery for the person fails and is parked too).
+    pub async fn park_machine(
+        &self,
+        person: capture_shared::ids::PersonId,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE agent_machines SET next_deadline_ms = NULL WHERE person_id = ?")
+            .bind(person.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The earliest deadline of any machine.
     pub async fn next_machine_deadline(&self) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT MIN(next_deadline_ms) AS due FROM agent_machines")

@@ -281,4 +281,45 @@ mod tests {
                 .is_err()
         );
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9:+.-]{0,30}".prop_map(serde_json::Value::from),
+            Just(json!("2026-11-26T09:00:00Z")),
+            Just(json!(ids::encode_hydra("us", "CALL", "callhalf-1:0"))),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            let keys = prop_oneof![
+                Just("callId".to_owned()),
+                Just("state".to_owned()),
+                Just("eventTimestamp".to_owned()),
+                Just("answered".to_owned()),
+                Just("agentACDState".to_owned()),
+                Just("data".to_owned()),
+                "[a-z]{1,8}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(keys, inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn webhook_parsers_never_panic(data in json_value(), bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = Envelope::parse(&bytes);
+            let _ = CallSnapshot::from_data(&data, "updated");
+            let _ = crate::webex::agent_state::parse(&data);
+            let envelope = json!({ "id": "x", "resource": "telephony_calls", "event": "updated", "actorId": "y", "data": data });
+            if let Ok(envelope) = Envelope::parse(&serde_json::to_vec(&envelope).expect("json")) {
+                let _ = crate::integration::decode::decode(&envelope, capture_shared::time::UtcMillis(0));
+            }
+        }
+    }
 }
