@@ -36,6 +36,8 @@ pub struct ApiState {
     pub clock: Clock,
     /// Notified when the agent directory changes.
     pub directory_changed: Arc<tokio::sync::Notify>,
+    /// Connected agents.
+    pub connections: Arc<crate::recorder::Connections>,
 }
 
 /// An API error: a status, a stable code, a message.
@@ -221,7 +223,22 @@ async fn get_contact(
 }
 
 async fn list_agents(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "items": state.store.agents().await? })).into_response())
+    let connected: std::collections::HashMap<_, _> =
+        state.connections.snapshot().into_iter().collect();
+    let items: Vec<serde_json::Value> = state
+        .store
+        .agents()
+        .await?
+        .into_iter()
+        .map(|entry| {
+            let connection = connected.get(&entry.id);
+            let mut item = json!(entry);
+            item["connected"] = json!(connection.is_some());
+            item["connection"] = json!(connection);
+            item
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
 }
 
 /// Body of `POST /api/v1/agents`.
@@ -241,9 +258,12 @@ async fn add_agent(
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
     let agent = new_agent(&body.name, body.person_id.as_deref(), body.email.as_deref())
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
-    let entry = state.store.add_agent(&agent, state.clock.now_ms()).await?;
+    let (entry, credential) = state.store.add_agent(&agent, state.clock.now_ms()).await?;
     state.directory_changed.notify_one();
-    Ok((StatusCode::CREATED, Json(entry)).into_response())
+    // The credential is shown once, here; only its hash is stored.
+    let mut body = json!(entry);
+    body["credential"] = json!(credential);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// Validates a directory entry (shared with `capture-server agent add`).

@@ -29,6 +29,7 @@ pub fn router(
     state: AppState,
     receiver: crate::integration::receiver::Receiver,
     api: crate::api::ApiState,
+    recorder: crate::recorder::Recorder,
 ) -> Router {
     let webhooks = Router::new()
         .route(
@@ -44,6 +45,11 @@ pub fn router(
         .route("/metrics", get(metrics))
         .with_state(state.clone())
         .merge(webhooks)
+        .merge(
+            Router::new()
+                .route("/agent/v1", get(crate::recorder::agent_socket))
+                .with_state(recorder),
+        )
         .merge(crate::api::router(api))
         .layer(middleware::from_fn_with_state(state, track))
 }

@@ -6,6 +6,7 @@
 //! - [`config`]: layered configuration, validated once into [`config::Settings`];
 //! - [`integration`]: Webex call and agent events → per-agent state machine → recording commands;
 //! - [`webex`]: Webex's wire formats (webhook envelope and signature, payloads, timestamps);
+//! - [`recorder`]: the agents' websocket (`/agent/v1`): handshake, commands down, clock pings;
 //! - [`store`]: the metadata database (the only module with SQL);
 //! - [`api`]: the JSON API under `/api/v1`;
 //! - [`http`]: the router (`/healthz`, `/metrics`, webhooks, API);
@@ -19,6 +20,7 @@ pub mod files;
 pub mod http;
 pub mod integration;
 pub mod metrics;
+pub mod recorder;
 pub mod store;
 pub mod tls;
 pub mod webex;
@@ -36,7 +38,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{SecretSource, Settings};
-use crate::integration::link::{AgentLink, NoAgentLink};
 use crate::integration::processor::Processor;
 use crate::integration::receiver::Receiver;
 use crate::store::Store;
@@ -72,17 +73,14 @@ pub enum ServerError {
 /// What [`run_with`] takes besides the settings: the parts tests replace.
 #[derive(Debug, Clone)]
 pub struct Parts {
-    /// The clock (tests anchor it, and run on tokio's paused clock).
+    /// The clock.
     pub clock: Clock,
-    /// How commands reach agents.
-    pub link: Arc<dyn AgentLink>,
 }
 
 impl Default for Parts {
     fn default() -> Self {
         Parts {
             clock: Clock::system(),
-            link: Arc::new(NoAgentLink),
         }
     }
 }
@@ -184,6 +182,7 @@ pub async fn run_with(
     }
 
     let metrics = Arc::new(metrics::Metrics::new());
+    let connections = Arc::new(recorder::Connections::default());
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let wake = Arc::new(Notify::new());
@@ -191,7 +190,7 @@ pub async fn run_with(
         store: store.clone(),
         clock: parts.clock.clone(),
         policy: settings.policy,
-        link: parts.link.clone(),
+        link: connections.clone(),
         wake: wake.clone(),
     };
     tasks.spawn(processor.run(cancel.clone()));
@@ -223,12 +222,19 @@ pub async fn run_with(
         token_sha256: Arc::new(Sha256::digest(token.as_bytes()).into()),
         clock: parts.clock.clone(),
         directory_changed,
+        connections: connections.clone(),
+    };
+    let recorder = recorder::Recorder {
+        store: store.clone(),
+        connections,
+        settings: capture_shared::protocol::StreamSettings::default(),
+        clock: parts.clock.clone(),
     };
     let state = http::AppState {
         metrics,
         started: Instant::now(),
     };
-    let app = http::router(state, receiver, api);
+    let app = http::router(state, receiver, api, recorder);
 
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;

@@ -157,8 +157,11 @@ fn agent_command(config: Option<&std::path::Path>, command: AgentCommand) -> any
         std::fs::create_dir_all(&settings.data_dir)?;
         let store = capture_server::store::Store::open(&settings.data_dir).await?;
         let now = capture_server::clock::Clock::system().now_ms();
-        let entry = store.add_agent(&agent, now).await?;
-        println!("{}", serde_json::to_string(&entry)?);
+        let (entry, credential) = store.add_agent(&agent, now).await?;
+        // The credential is shown once; only its hash is stored.
+        let mut json = serde_json::to_value(&entry)?;
+        json["credential"] = serde_json::json!(credential);
+        println!("{json}");
         store.close().await;
         Ok(())
     })

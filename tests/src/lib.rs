@@ -2,6 +2,7 @@
 //! verifies the server's generated certificate, and SCN sample data shared by the crash tests
 //! and the benchmarks. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
 
+pub mod fake_agent;
 pub mod fake_webex;
 pub mod scn_samples;
 pub mod server;

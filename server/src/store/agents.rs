@@ -33,28 +33,41 @@ pub struct AgentEntry {
 }
 
 impl Store {
-    /// Adds an agent; a person id or email already mapped is a conflict.
-    pub async fn add_agent(&self, agent: &NewAgent, now_ms: i64) -> Result<AgentEntry, StoreError> {
+    /// Adds an agent with a new credential; a person id or email already mapped is a conflict.
+    /// Returns the entry and the credential, which is stored only as a hash: show it once.
+    pub async fn add_agent(
+        &self,
+        agent: &NewAgent,
+        now_ms: i64,
+    ) -> Result<(AgentEntry, String), StoreError> {
         let id = AgentId(uuid::Uuid::new_v4());
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+        let credential = hex::encode(secret);
         let _turn = self.write_turn().await;
         let result = sqlx::query(
-            "INSERT INTO agents (id, name, person_id, email, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO agents (id, name, person_id, email, created_at_ms, credential_sha256) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(&agent.name)
         .bind(agent.person.map(|p| p.to_string()))
         .bind(agent.email.as_deref())
         .bind(now_ms)
+        .bind(credential_hash(&credential))
         .execute(&self.pool)
         .await;
         match result {
-            Ok(_) => Ok(AgentEntry {
-                id,
-                name: agent.name.clone(),
-                person_id: agent.person,
-                email: agent.email.clone(),
-                created_at_ms: now_ms,
-            }),
+            Ok(_) => Ok((
+                AgentEntry {
+                    id,
+                    name: agent.name.clone(),
+                    person_id: agent.person,
+                    email: agent.email.clone(),
+                    created_at_ms: now_ms,
+                },
+                credential,
+            )),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(
                 StoreError::Conflict("an agent with this person id or email".into()),
             ),
@@ -125,5 +138,30 @@ impl Store {
             ),
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+/// The stored form of a credential.
+fn credential_hash(credential: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(credential.as_bytes()))
+}
+
+impl Store {
+    /// Whether `credential` is `agent`'s (hashes compared; unknown agents never match).
+    pub async fn agent_credential_matches(
+        &self,
+        agent: AgentId,
+        credential: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT credential_sha256 FROM agents WHERE id = ?")
+            .bind(agent.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let stored: Option<String> = match row {
+            Some(row) => row.try_get("credential_sha256")?,
+            None => None,
+        };
+        Ok(stored.is_some_and(|stored| stored == credential_hash(credential)))
     }
 }

@@ -1,0 +1,123 @@
+//! The registry of connected agents, and the `AgentLink` the integration sends commands through.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use capture_shared::ids::AgentId;
+use capture_shared::protocol::{MonitorInfo, ServerMessage};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::integration::link::AgentLink;
+
+/// One live connection.
+#[derive(Debug)]
+struct Entry {
+    connection: u64,
+    commands: mpsc::Sender<ServerMessage>,
+    info: ConnectedAgent,
+}
+
+/// What `GET /api/v1/agents` shows of a connected agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectedAgent {
+    /// Operating-system user.
+    pub os_user: String,
+    /// Machine name.
+    pub machine: String,
+    /// Agent software version.
+    pub agent_version: String,
+    /// Its monitors.
+    pub monitors: Vec<MonitorInfo>,
+    /// When it connected, UTC ms.
+    pub connected_at_ms: i64,
+}
+
+/// Connected agents; the newest connection of an agent replaces an older one.
+#[derive(Debug, Default)]
+pub struct Connections {
+    entries: Mutex<HashMap<AgentId, Entry>>,
+    next_connection: std::sync::atomic::AtomicU64,
+}
+
+impl Connections {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a connection; returns its number (to unregister exactly it later).
+    pub fn register(
+        &self,
+        agent: AgentId,
+        commands: mpsc::Sender<ServerMessage>,
+        info: ConnectedAgent,
+    ) -> u64 {
+        let connection = self
+            .next_connection
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self
+            .entries()
+            .insert(
+                agent,
+                Entry {
+                    connection,
+                    commands,
+                    info,
+                },
+            )
+            .is_some()
+        {
+            tracing::info!(%agent, "agent reconnected; the older connection is replaced");
+        }
+        connection
+    }
+
+    /// Removes a connection if it is still the agent's current one.
+    pub fn unregister(&self, agent: AgentId, connection: u64) {
+        let mut entries = self.entries();
+        if entries
+            .get(&agent)
+            .is_some_and(|e| e.connection == connection)
+        {
+            entries.remove(&agent);
+        }
+    }
+
+    /// Whether `connection` is still `agent`'s current connection.
+    pub fn is_current(&self, agent: AgentId, connection: u64) -> bool {
+        self.entries()
+            .get(&agent)
+            .is_some_and(|e| e.connection == connection)
+    }
+
+    /// The connected agents.
+    pub fn snapshot(&self) -> Vec<(AgentId, ConnectedAgent)> {
+        self.entries()
+            .iter()
+            .map(|(id, e)| (*id, e.info.clone()))
+            .collect()
+    }
+}
+
+impl AgentLink for Connections {
+    fn is_connected(&self, agent: AgentId) -> bool {
+        self.entries()
+            .get(&agent)
+            .is_some_and(|e| !e.commands.is_closed())
+    }
+
+    fn send(&self, agent: AgentId, message: ServerMessage) -> bool {
+        match self.entries().get(&agent) {
+            Some(entry) => match entry.commands.try_send(message) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%agent, %error, "command not queued for the agent");
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+}

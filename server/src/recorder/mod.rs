@@ -1,0 +1,47 @@
+//! The recorder: the agents' websocket at `/agent/v1` (DESIGN.md §3).
+//!
+//! Each connection starts with a `Hello` (protocol version, agent id, credential) answered by a
+//! `Welcome` with the stream settings, or a typed `Refused` and a close. A connected agent is
+//! registered in [`Connections`], which the integration reaches through `AgentLink` to send its
+//! commands (start, keep, discard, marker, stop). Clock pings are answered with server time.
+//! Screen frames are the next step (SCN files in the call buffer); until then a binary frame is
+//! refused with a typed close, never silently dropped.
+
+mod connections;
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::response::Response;
+use capture_shared::protocol::{MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, StreamSettings};
+
+pub use connections::{ConnectedAgent, Connections};
+
+use crate::clock::Clock;
+use crate::store::Store;
+
+/// Commands queued for one agent at most; past this the agent counts as unreachable.
+pub const COMMAND_QUEUE: usize = 256;
+
+/// What the websocket route needs.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// The store (agent credentials).
+    pub store: Store,
+    /// Connected agents.
+    pub connections: Arc<Connections>,
+    /// Settings sent in `Welcome`.
+    pub settings: StreamSettings,
+    /// The clock (pong timestamps).
+    pub clock: Clock,
+}
+
+/// `GET /agent/v1`: upgrades to a websocket and runs the session.
+pub async fn agent_socket(State(recorder): State<Recorder>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES))
+        .max_frame_size(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES))
+        .on_upgrade(move |socket| session::run(recorder, socket))
+}
