@@ -9,7 +9,11 @@ use std::time::Duration;
 use capture_shared::scn::{DropReason, Record, recover};
 use capture_tests::scn_samples::{self, Sizes};
 
-const FILES: usize = 6;
+/// Kills at least this many times...
+const MIN_KILLS: usize = 60;
+/// ...and goes on (a new file every `KILLS_PER_FILE`) until a kill has landed inside a write,
+/// so the torn-tail path is exercised on every run, up to this many kills.
+const MAX_KILLS: usize = 600;
 const KILLS_PER_FILE: usize = 10;
 
 #[test]
@@ -18,10 +22,14 @@ fn every_acknowledged_record_survives_sigkill() {
     let mut rng = fastrand::Rng::with_seed(0x5c4_c4a5);
     let mut torn_tails = 0;
     let mut in_flight_seen = 0;
-    for file in 0..FILES {
+    let mut kills = 0;
+    for file in 0.. {
+        if kills >= MAX_KILLS || (kills >= MIN_KILLS && torn_tails > 0) {
+            break;
+        }
         let path = dir.path().join(format!("contact-{file}.scn"));
-        // Half the files carry multi-megabyte records, so that kills land inside a write.
-        let sizes = if file % 2 == 0 {
+        // Most files carry multi-megabyte records, so that kills land inside a write.
+        let sizes = if file % 3 == 0 {
             Sizes::Screen
         } else {
             Sizes::Large
@@ -36,6 +44,7 @@ fn every_acknowledged_record_survives_sigkill() {
         // they count as durable even when the new child dies before acknowledging anything.
         let mut recovered_before = 0usize;
         for kill in 0..KILLS_PER_FILE {
+            kills += 1;
             let mut child = Command::new(env!("CARGO_BIN_EXE_scn-append-child"))
                 .arg(&path)
                 .arg(mode)
@@ -93,7 +102,7 @@ fn every_acknowledged_record_survives_sigkill() {
     }
     eprintln!(
         "{} kills: {torn_tails} torn tails reported and cut, {in_flight_seen} in-flight records kept",
-        FILES * KILLS_PER_FILE
+        kills
     );
     assert!(
         torn_tails > 0,
