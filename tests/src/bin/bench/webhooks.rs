@@ -32,7 +32,9 @@ type Expected = (u128, i64, &'static str);
 
 /// Builds `count` distinct deliveries: calls of [`PERSONS`] agents, each ringing, answered, held,
 /// resumed and hung up (five deliveries), dated around now; with, for connected agents, the
-/// marker each delivery must produce.
+/// marker each delivery must produce. They are sent in the order of their event times, as Webex
+/// would: a call's deliveries are then seconds apart, not racing each other on the wire (a
+/// delivery overtaken by a newer one of its call is late, and rightly changes nothing).
 fn deliveries(count: usize) -> Vec<(Vec<u8>, Option<Expected>)> {
     let now = UtcMicros::now().to_millis().0;
     let mut out = Vec::with_capacity(count);
@@ -53,12 +55,15 @@ fn deliveries(count: usize) -> Vec<(Vec<u8>, Option<Expected>)> {
             let at = start + offset;
             let body = serde_json::to_vec(&script.envelope(state, UtcMillis(at))).expect("json");
             let expected = (person <= u128::from(CONNECTED)).then_some((person, at, label));
-            out.push((body, expected));
+            out.push((at, body, expected));
         }
         call += 1;
     }
+    out.sort_by_key(|(at, _, _)| *at);
     out.truncate(count);
-    out
+    out.into_iter()
+        .map(|(_, body, expected)| (body, expected))
+        .collect()
 }
 
 /// The `'static` label of a timeline marker the bench times.
@@ -203,7 +208,10 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
             for (key, at) in sent.iter() {
                 match received.get(key) {
                     Some(arrived) => latencies.push(arrived.saturating_duration_since(*at).as_secs_f64() * 1000.0),
-                    None => missing += 1,
+                    None => {
+                        missing += 1;
+                        eprintln!("command missing: person {} at {} {}", key.0, key.1, key.2);
+                    }
                 }
             }
             (latencies, missing)
