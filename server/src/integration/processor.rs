@@ -20,7 +20,7 @@ use crate::store::{Store, StoreError, StoreTx};
 use crate::webex::webhook::Envelope;
 
 /// How many deliveries one pass reads.
-const BATCH: i64 = 32;
+const BATCH: i64 = 16;
 
 /// The processor's shared parts.
 #[derive(Debug, Clone)]
@@ -121,17 +121,50 @@ impl Processor {
             self.send(outgoing).await?;
         }
         let now = self.clock.now_ms();
-        for person in self.store.due_machines(now).await? {
-            let Ok(person) = uuid::Uuid::parse_str(&person).map(PersonId) else {
-                continue;
-            };
-            match self.tick(person, now).await {
-                Ok(()) => {}
-                Err(StoreError::Corrupt(reason)) => {
-                    tracing::error!(%person, %reason, "machine state unreadable; its timers are parked");
-                    self.store.park_machine(person).await?;
+        let due: Vec<PersonId> = self
+            .store
+            .due_machines(now)
+            .await?
+            .iter()
+            .filter_map(|person| uuid::Uuid::parse_str(person).map(PersonId).ok())
+            .collect();
+        for chunk in due.chunks(BATCH as usize) {
+            // Timers fire in batches too (one transaction each); a person whose state cannot be
+            // read is retried alone and its timers parked.
+            let mut tx = self.store.begin().await?;
+            let mut outgoing = Vec::new();
+            let mut failed = false;
+            for person in chunk {
+                match self.tick(&mut tx, *person, now, &mut outgoing).await {
+                    Ok(()) => {}
+                    Err(StoreError::Corrupt(_)) => {
+                        failed = true;
+                        break;
+                    }
+                    Err(error) => return Err(error),
                 }
-                Err(error) => return Err(error),
+            }
+            if !failed {
+                tx.commit().await?;
+                self.send(outgoing).await?;
+                continue;
+            }
+            drop(tx);
+            for person in chunk {
+                let mut tx = self.store.begin().await?;
+                let mut outgoing = Vec::new();
+                match self.tick(&mut tx, *person, now, &mut outgoing).await {
+                    Ok(()) => {
+                        tx.commit().await?;
+                        self.send(outgoing).await?;
+                    }
+                    Err(StoreError::Corrupt(reason)) => {
+                        drop(tx);
+                        tracing::error!(%person, %reason, "machine state unreadable; its timers are parked");
+                        self.store.park_machine(*person).await?;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         }
         Ok(())
@@ -238,13 +271,17 @@ impl Processor {
         Ok(())
     }
 
-    async fn tick(&self, person: PersonId, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.store.begin().await?;
-        let mut record = load(&mut tx, person).await?;
+    async fn tick(
+        &self,
+        tx: &mut StoreTx,
+        person: PersonId,
+        now: i64,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), StoreError> {
+        let mut record = load(tx, person).await?;
         let actions = decode::tick(&mut record, UtcMillis(now), &self.policy);
         let agent = tx.agent_for_person(person).await?;
-        let mut outgoing = Vec::new();
-        self.execute(&mut tx, person, agent, &actions, None, &mut outgoing)
+        self.execute(tx, person, agent, &actions, None, outgoing)
             .await?;
         for action in &actions {
             if let Action::StopRecording {
@@ -277,9 +314,7 @@ impl Processor {
                 tx.insert_event(None, &event, Some(*contact), note).await?;
             }
         }
-        save(&mut tx, person, &record, &self.policy, now).await?;
-        tx.commit().await?;
-        self.send(outgoing).await
+        save(tx, person, &record, &self.policy, now).await
     }
 
     /// Applies actions to the store and collects the commands they imply.
