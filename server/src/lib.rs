@@ -224,11 +224,13 @@ pub async fn run_with(
         directory_changed,
         connections: connections.clone(),
     };
+    let sessions_shutdown = CancellationToken::new();
     let recorder = recorder::Recorder {
         store: store.clone(),
         connections,
         settings: capture_shared::protocol::StreamSettings::default(),
         clock: parts.clock.clone(),
+        shutdown: sessions_shutdown.clone(),
     };
     let state = http::AppState {
         metrics,
@@ -254,6 +256,7 @@ pub async fn run_with(
         result = &mut server => flatten(result),
         () = shutdown => {
             tracing::info!(grace_s = settings.shutdown_grace.as_secs(), "shutting down");
+            sessions_shutdown.cancel();
             handle.graceful_shutdown(Some(settings.shutdown_grace));
             match tokio::time::timeout(settings.shutdown_grace + SHUTDOWN_SLACK, &mut server).await {
                 Ok(result) => flatten(result),

@@ -125,7 +125,21 @@ async fn a_connected_agent_gets_the_commands_of_its_calls() -> anyhow::Result<()
         .await?;
     assert_eq!(detail["agent_id"], agent.to_string());
     assert_eq!(detail["gaps"], json!([]));
-    server.stop().await
+
+    // Shutting down tells the agent so, and does not wait out the grace period on its socket.
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(server.stop());
+    assert_eq!(
+        refusal_code(&desktop.recv(WAIT).await?),
+        Some(RefusalCode::ShuttingDown)
+    );
+    stopping.await??;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,10 @@ pub struct Recorder {
     pub settings: StreamSettings,
     /// The clock (pong timestamps).
     pub clock: Clock,
+    /// Cancelled when the server starts shutting down: sessions then refuse with
+    /// `shutting_down` and close, so agents reconnect elsewhere or later and the shutdown does
+    /// not wait out its grace period on open websockets.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// `GET /agent/v1`: upgrades to a websocket and runs the session.

@@ -133,7 +133,7 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
     };
     let connection = recorder.connections.register(agent, commands_tx, info);
     tracing::info!(%agent, connection, "agent connected");
-    let end = serve(agent, &mut socket, commands).await;
+    let end = serve(agent, &mut socket, commands, &recorder.shutdown).await;
     recorder.connections.unregister(agent, connection);
     tracing::info!(%agent, connection, reason = end, "agent disconnected");
 }
@@ -143,6 +143,7 @@ async fn serve(
     agent: AgentId,
     socket: &mut WebSocket,
     mut commands: mpsc::Receiver<ServerMessage>,
+    shutdown: &tokio_util::sync::CancellationToken,
 ) -> &'static str {
     let mut deadline = Instant::now() + HEARTBEAT_TIMEOUT;
     loop {
@@ -192,6 +193,10 @@ async fn serve(
                     Message::Close(_) => return "closed by the agent",
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
+            }
+            () = shutdown.cancelled() => {
+                refuse(socket, RefusalCode::ShuttingDown, "the server is shutting down; reconnect later").await;
+                return "server shutting down";
             }
             () = tokio::time::sleep_until(deadline) => {
                 refuse(socket, RefusalCode::ProtocolViolation, "no heartbeat").await;
