@@ -348,6 +348,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_published_webhook_example_parses_as_a_registration() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/webex/webhook_create.openapi.json"
+        ))
+        .expect("fixture");
+        let fixture: Value = serde_json::from_str(&text).expect("json");
+        let webhook: Webhook =
+            serde_json::from_value(fixture["response"].clone()).expect("registration");
+        assert_eq!(webhook.resource, "messages");
+        assert_eq!(webhook.status.as_deref(), Some("active"));
+        assert_eq!(
+            webhook.secret.as_deref(),
+            Some("86dacc007724d8ea666f88fc77d918dad9537a15")
+        );
+        // Missing optional fields are fine.
+        let minimal = serde_json::json!({"id": "x", "name": "n", "targetUrl": "https://t", "resource": "r", "event": "e"});
+        assert!(serde_json::from_value::<Webhook>(minimal).is_ok());
+    }
+
+    #[test]
     fn link_headers_give_the_next_url_exactly() {
         let header = r#"<https://webexapis.com/v1/webhooks?max=2&cursor=abc%3D>; rel="next", <https://x/first>; rel="first""#;
         assert_eq!(
