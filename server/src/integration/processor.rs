@@ -16,7 +16,7 @@ use super::decode::{self, AgentRecord, Decoded};
 use super::link::{AgentLink, GAP_AGENT_OFFLINE, GAP_NOT_ENROLLED};
 use super::machine::{self, Action, CloseReason, Policy};
 use crate::clock::Clock;
-use crate::store::{Store, StoreError, StoreTx};
+use crate::store::{Store, StoreError, StoreTx, StoredDelivery};
 use crate::webex::webhook::Envelope;
 
 /// How many deliveries one pass reads.
@@ -44,6 +44,15 @@ struct Outgoing {
     contact: ContactId,
     message: ServerMessage,
     at: i64,
+}
+
+/// One unit of the processor's work.
+#[derive(Debug)]
+enum Work<'a> {
+    /// A stored delivery.
+    Delivery(&'a StoredDelivery),
+    /// A person's timers, at this time (UTC ms).
+    Tick(PersonId, i64),
 }
 
 impl Processor {
@@ -85,89 +94,99 @@ impl Processor {
             if pending.is_empty() {
                 break;
             }
-            // One transaction (one fsync) per batch; each delivery is marked processed in it.
-            let mut tx = self.store.begin().await?;
-            let mut outgoing = Vec::new();
-            let mut failed = false;
-            for delivery in &pending {
-                let received_at = UtcMillis(delivery.received_at_ms);
-                match self
-                    .process(
-                        &mut tx,
-                        delivery.seq,
-                        &delivery.body,
-                        received_at,
-                        &mut outgoing,
-                    )
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(StoreError::Corrupt(_)) => {
-                        failed = true;
-                        break;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            if failed {
-                // A delivery the store cannot apply (its person's stored state is unreadable) must
-                // not hold up the others: redo the batch one delivery per transaction and park the
-                // one that fails, with its reason, as processed.
-                drop(tx);
-                self.process_one_by_one(&pending).await?;
-                continue;
-            }
-            tx.commit().await?;
-            self.send(outgoing).await?;
+            let work: Vec<Work<'_>> = pending.iter().map(Work::Delivery).collect();
+            self.apply_batch(&work).await?;
         }
         let now = self.clock.now_ms();
-        let due: Vec<PersonId> = self
+        let due: Vec<Work<'_>> = self
             .store
             .due_machines(now)
             .await?
             .iter()
             .filter_map(|person| uuid::Uuid::parse_str(person).map(PersonId).ok())
+            .map(|person| Work::Tick(person, now))
             .collect();
         for chunk in due.chunks(BATCH as usize) {
-            // Timers fire in batches too (one transaction each); a person whose state cannot be
-            // read is retried alone and its timers parked.
+            self.apply_batch(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a batch in one transaction (one fsync), then sends its commands. A unit the store
+    /// cannot apply (its person's stored state is unreadable) must not hold up the others: the
+    /// batch is then redone one unit per transaction, and the failing unit is parked with its
+    /// reason (a delivery marked `failed: …`, a person's timers stopped).
+    async fn apply_batch(&self, batch: &[Work<'_>]) -> Result<(), StoreError> {
+        let mut tx = self.store.begin().await?;
+        let mut outgoing = Vec::new();
+        let mut unreadable = false;
+        for work in batch {
+            match self.apply(&mut tx, work, &mut outgoing).await {
+                Ok(()) => {}
+                Err(StoreError::Corrupt(_)) => {
+                    unreadable = true;
+                    break;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if !unreadable {
+            tx.commit().await?;
+            return self.send(outgoing).await;
+        }
+        drop(tx);
+        for work in batch {
             let mut tx = self.store.begin().await?;
             let mut outgoing = Vec::new();
-            let mut failed = false;
-            for person in chunk {
-                match self.tick(&mut tx, *person, now, &mut outgoing).await {
-                    Ok(()) => {}
-                    Err(StoreError::Corrupt(_)) => {
-                        failed = true;
-                        break;
-                    }
-                    Err(error) => return Err(error),
+            match self.apply(&mut tx, work, &mut outgoing).await {
+                Ok(()) => {
+                    tx.commit().await?;
+                    self.send(outgoing).await?;
                 }
-            }
-            if !failed {
-                tx.commit().await?;
-                self.send(outgoing).await?;
-                continue;
-            }
-            drop(tx);
-            for person in chunk {
-                let mut tx = self.store.begin().await?;
-                let mut outgoing = Vec::new();
-                match self.tick(&mut tx, *person, now, &mut outgoing).await {
-                    Ok(()) => {
-                        tx.commit().await?;
-                        self.send(outgoing).await?;
-                    }
-                    Err(StoreError::Corrupt(reason)) => {
-                        drop(tx);
-                        tracing::error!(%person, %reason, "machine state unreadable; its timers are parked");
-                        self.store.park_machine(*person).await?;
-                    }
-                    Err(error) => return Err(error),
+                Err(StoreError::Corrupt(reason)) => {
+                    drop(tx);
+                    self.park(work, &reason).await?;
                 }
+                Err(error) => return Err(error),
             }
         }
         Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut StoreTx,
+        work: &Work<'_>,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), StoreError> {
+        match work {
+            Work::Delivery(delivery) => {
+                let received_at = UtcMillis(delivery.received_at_ms);
+                self.process(tx, delivery.seq, &delivery.body, received_at, outgoing)
+                    .await
+            }
+            Work::Tick(person, now) => self.tick(tx, *person, *now, outgoing).await,
+        }
+    }
+
+    async fn park(&self, work: &Work<'_>, reason: &str) -> Result<(), StoreError> {
+        match work {
+            Work::Delivery(delivery) => {
+                tracing::error!(seq = delivery.seq, %reason, "webhook delivery cannot be applied; parked");
+                let mut tx = self.store.begin().await?;
+                tx.mark_processed(
+                    delivery.seq,
+                    &format!("failed: {reason}"),
+                    self.clock.now_ms(),
+                )
+                .await?;
+                tx.commit().await
+            }
+            Work::Tick(person, _) => {
+                tracing::error!(%person, %reason, "machine state unreadable; its timers are parked");
+                self.store.park_machine(*person).await
+            }
+        }
     }
 
     async fn process(
@@ -229,46 +248,6 @@ impl Processor {
         };
         save(tx, person, &record, &self.policy, now).await?;
         tx.mark_processed(seq, outcome, now).await
-    }
-
-    async fn process_one_by_one(
-        &self,
-        pending: &[crate::store::StoredDelivery],
-    ) -> Result<(), StoreError> {
-        for delivery in pending {
-            let mut tx = self.store.begin().await?;
-            let mut outgoing = Vec::new();
-            let received_at = UtcMillis(delivery.received_at_ms);
-            match self
-                .process(
-                    &mut tx,
-                    delivery.seq,
-                    &delivery.body,
-                    received_at,
-                    &mut outgoing,
-                )
-                .await
-            {
-                Ok(()) => {
-                    tx.commit().await?;
-                    self.send(outgoing).await?;
-                }
-                Err(StoreError::Corrupt(reason)) => {
-                    drop(tx);
-                    tracing::error!(seq = delivery.seq, %reason, "webhook delivery cannot be applied; parked");
-                    let mut tx = self.store.begin().await?;
-                    tx.mark_processed(
-                        delivery.seq,
-                        &format!("failed: {reason}"),
-                        self.clock.now_ms(),
-                    )
-                    .await?;
-                    tx.commit().await?;
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(())
     }
 
     async fn tick(
