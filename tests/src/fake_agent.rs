@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use capture_shared::ids::{AgentId, MonitorId};
-use capture_shared::protocol::{AgentMessage, Hello, MonitorInfo, PROTOCOL_VERSION, ServerMessage};
+use capture_shared::ids::AgentId;
+use capture_shared::protocol::{AgentMessage, Hello, PROTOCOL_VERSION, ServerMessage};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -30,15 +30,7 @@ pub fn hello(agent: AgentId, credential: &str) -> Hello {
         credential: credential.to_owned(),
         os_user: "alice".into(),
         machine: "pc-017".into(),
-        monitors: vec![MonitorInfo {
-            id: MonitorId(0),
-            x: 0,
-            y: 0,
-            width: 1920,
-            height: 1080,
-            scale: 1.0,
-            primary: true,
-        }],
+        monitors: vec![crate::scn_samples::primary_1080p()],
         agent_version: "test".into(),
     }
 }

@@ -7,21 +7,26 @@ use capture_shared::scn::{ClockAnchor, Record, ScnHeader};
 use capture_shared::time::{AgentMicros, UtcMicros};
 use uuid::Uuid;
 
+/// The one monitor of the samples and the fake agent: primary, 1920×1080 at scale 1.
+pub fn primary_1080p() -> MonitorInfo {
+    MonitorInfo {
+        id: MonitorId(0),
+        x: 0,
+        y: 0,
+        width: 1920,
+        height: 1080,
+        scale: 1.0,
+        primary: true,
+    }
+}
+
 /// A header for a one-monitor 1080p contact.
 pub fn header() -> ScnHeader {
     ScnHeader {
         agent: AgentId(Uuid::from_u128(0xa9e47)),
         contact: ContactId(Uuid::from_u128(0xc047ac7)),
         created: UtcMicros(1_795_000_000_000_000),
-        monitors: vec![MonitorInfo {
-            id: MonitorId(0),
-            x: 0,
-            y: 0,
-            width: 1920,
-            height: 1080,
-            scale: 1.0,
-            primary: true,
-        }],
+        monitors: vec![primary_1080p()],
         clock_anchor: Some(ClockAnchor {
             agent: AgentMicros(0),
             server: UtcMicros(1_795_000_000_000_000),

@@ -206,14 +206,4 @@ impl CallTracker {
         self.calls
             .retain(|_, call| !call.ended || call.last_at >= before);
     }
-
-    /// How many calls are remembered.
-    pub fn len(&self) -> usize {
-        self.calls.len()
-    }
-
-    /// Whether no call is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.calls.is_empty()
-    }
 }

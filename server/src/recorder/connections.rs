@@ -85,13 +85,6 @@ impl Connections {
         }
     }
 
-    /// Whether `connection` is still `agent`'s current connection.
-    pub fn is_current(&self, agent: AgentId, connection: u64) -> bool {
-        self.entries()
-            .get(&agent)
-            .is_some_and(|e| e.connection == connection)
-    }
-
     /// The connected agents.
     pub fn snapshot(&self) -> Vec<(AgentId, ConnectedAgent)> {
         self.entries()
