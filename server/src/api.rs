@@ -36,6 +36,8 @@ pub struct ApiState {
     pub clock: Clock,
     /// Notified when the agent directory changes.
     pub directory_changed: Arc<tokio::sync::Notify>,
+    /// The call buffer (what agents are recording).
+    pub buffer: Arc<crate::recorder::CallBuffer>,
     /// Connected agents.
     pub connections: Arc<crate::recorder::Connections>,
 }
@@ -232,9 +234,16 @@ async fn list_agents(State(state): State<ApiState>) -> Result<Response, ApiError
         .into_iter()
         .map(|entry| {
             let connection = connected.get(&entry.id);
+            let recording = state.buffer.recordings(entry.id);
             let mut item = json!(entry);
             item["connected"] = json!(connection.is_some());
             item["connection"] = json!(connection);
+            item["state"] = json!(match (connection.is_some(), recording.is_empty()) {
+                (false, _) => "offline",
+                (true, true) => "idle",
+                (true, false) => "recording",
+            });
+            item["recording"] = json!(recording);
             item
         })
         .collect();

@@ -186,11 +186,28 @@ pub async fn run_with(
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let wake = Arc::new(Notify::new());
+    let buffer = Arc::new(recorder::CallBuffer::new(
+        settings.data_dir.clone(),
+        store.clone(),
+        parts.clock.clone(),
+        connections.clone(),
+    ));
+    let reopened = buffer.recover().await?;
+    if reopened > 0 {
+        tracing::info!(
+            files = reopened,
+            "reopened the call buffer's open scn files"
+        );
+    }
+    let link = Arc::new(recorder::RecorderLink {
+        connections: connections.clone(),
+        buffer: buffer.clone(),
+    });
     let processor = Processor {
         store: store.clone(),
         clock: parts.clock.clone(),
         policy: settings.policy,
-        link: connections.clone(),
+        link,
         wake: wake.clone(),
     };
     tasks.spawn(processor.run(cancel.clone()));
@@ -223,11 +240,14 @@ pub async fn run_with(
         clock: parts.clock.clone(),
         directory_changed,
         connections: connections.clone(),
+        buffer: buffer.clone(),
     };
     let sessions_shutdown = CancellationToken::new();
     let recorder = recorder::Recorder {
         store: store.clone(),
         connections,
+        buffer: buffer.clone(),
+        metrics: metrics.clone(),
         settings: capture_shared::protocol::StreamSettings::default(),
         clock: parts.clock.clone(),
         shutdown: sessions_shutdown.clone(),
@@ -275,6 +295,12 @@ pub async fn run_with(
         .is_err()
     {
         tracing::warn!("background tasks did not stop in time");
+    }
+    if tokio::time::timeout(SHUTDOWN_SLACK, buffer.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("call buffer writes did not finish in time");
     }
     store.close().await;
     tracing::info!("stopped");

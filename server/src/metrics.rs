@@ -46,6 +46,12 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Family<RouteLabels, Histogram>,
     webhooks: Family<WebhookLabels, Counter>,
+    /// Agent sessions ended for a protocol violation.
+    pub agent_violations: Counter,
+    /// Video frames queued for the call buffer.
+    pub agent_frames: Counter,
+    /// Bytes of video frames queued for the call buffer.
+    pub agent_frame_bytes: Counter,
 }
 
 impl Default for Metrics {
@@ -97,11 +103,32 @@ impl Metrics {
             "Webex webhook deliveries received, by outcome",
             webhooks.clone(),
         );
+        let agent_violations = Counter::default();
+        registry.register(
+            "agent_protocol_violations",
+            "Agent sessions refused and closed for a protocol violation",
+            agent_violations.clone(),
+        );
+        let agent_frames = Counter::default();
+        registry.register(
+            "agent_frames",
+            "Screen frames received and queued for the call buffer",
+            agent_frames.clone(),
+        );
+        let agent_frame_bytes = Counter::default();
+        registry.register(
+            "agent_frame_bytes",
+            "Bytes of screen frames received and queued for the call buffer",
+            agent_frame_bytes.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             http_requests,
             http_seconds,
             webhooks,
+            agent_violations,
+            agent_frames,
+            agent_frame_bytes,
         }
     }
 

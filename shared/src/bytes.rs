@@ -45,6 +45,10 @@ impl<'a> Reader<'a> {
         self.array().map(u64::from_le_bytes)
     }
 
+    pub(crate) fn i32(&mut self) -> Option<i32> {
+        self.array().map(i32::from_le_bytes)
+    }
+
     pub(crate) fn i64(&mut self) -> Option<i64> {
         self.array().map(i64::from_le_bytes)
     }
@@ -67,6 +71,7 @@ pub(crate) trait Writer {
     fn put_u16(&mut self, value: u16);
     fn put_u32(&mut self, value: u32);
     fn put_u64(&mut self, value: u64);
+    fn put_i32(&mut self, value: i32);
     fn put_i64(&mut self, value: i64);
     /// A string of at most `u16::MAX` bytes, prefixed by its length; longer strings are cut at a
     /// character boundary (callers validate lengths before encoding).
@@ -84,6 +89,9 @@ impl Writer for Vec<u8> {
         self.extend_from_slice(&value.to_le_bytes());
     }
     fn put_u64(&mut self, value: u64) {
+        self.extend_from_slice(&value.to_le_bytes());
+    }
+    fn put_i32(&mut self, value: i32) {
         self.extend_from_slice(&value.to_le_bytes());
     }
     fn put_i64(&mut self, value: i64) {

@@ -1,6 +1,7 @@
 //! The agents' websocket over real TLS: the handshake, its typed refusals, commands driven by
-//! Webex events reaching a connected agent, clock pings, and bad input that closes only the
-//! offending connection.
+//! Webex events reaching a connected agent, clock pings, frames written to the contact's SCN file
+//! through its life cycle, and bad input that closes only the offending connection and writes
+//! nothing.
 
 use std::time::Duration;
 
@@ -101,7 +102,7 @@ async fn a_connected_agent_gets_the_commands_of_its_calls() -> anyhow::Result<()
         &serde_json::to_vec(&call.envelope("alerting", UtcMillis(now)))?,
     )
     .await?;
-    let ServerMessage::Start { contact } = desktop.recv(WAIT).await? else {
+    let ServerMessage::Start { contact, .. } = desktop.recv(WAIT).await? else {
         panic!("expected start")
     };
     assert!(
@@ -179,8 +180,8 @@ async fn bad_handshakes_and_bad_messages_close_only_their_own_connection() -> an
         Some(RefusalCode::MalformedHello)
     );
 
-    // After a good handshake: an oversized message, and a frame (not accepted yet) each close
-    // their connection.
+    // After a good handshake: an oversized message, and a frame for a contact this agent was
+    // never asked to record, each close their connection.
     let (agent2, credential2) = enroll(&server, "Carol", Uuid::from_u128(0xca)).await?;
     let (mut oversized, _) = FakeAgent::connect(port, &ca, &hello(agent2, &credential2)).await?;
     oversized
@@ -222,4 +223,348 @@ async fn bad_handshakes_and_bad_messages_close_only_their_own_connection() -> an
         Some(RefusalCode::AlreadyConnected)
     );
     server.stop().await
+}
+
+/// Posts one call state for `call`.
+async fn call_state(
+    server: &TestServer,
+    call: &mut CallScript,
+    state: &str,
+    at: i64,
+) -> anyhow::Result<()> {
+    let url = format!("{}/webhooks/webex", server.base_url());
+    post_signed(
+        &server.client()?,
+        &url,
+        SECRET,
+        &serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Receives until a message matches, skipping the others (markers, acks, ...).
+async fn until<T>(
+    desktop: &mut FakeAgent,
+    mut pick: impl FnMut(&ServerMessage) -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = desktop.recv(left).await?;
+        if let Some(found) = pick(&message) {
+            return Ok(found);
+        }
+    }
+}
+
+fn stream_params(contact: ContactId) -> AgentMessage {
+    AgentMessage::StreamParams {
+        contact,
+        monitor: MonitorId(0),
+        codec: capture_shared::protocol::VideoCodec::H264,
+        width: 1920,
+        height: 1080,
+    }
+}
+
+fn frame(contact: ContactId, sequence: u64, keyframe: bool) -> Vec<u8> {
+    let header = FrameHeader {
+        contact,
+        monitor: MonitorId(0),
+        sequence,
+        captured: AgentMicros(1_000_000 + sequence * 200_000),
+        keyframe,
+    };
+    let nal = if keyframe { 0x65 } else { 0x41 };
+    encode_frame(&header, &[0, 0, 0, 1, nal, sequence as u8])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow::Result<()> {
+    use capture_shared::scn::{Record, recover};
+    let server = TestServer::start_with(|config| config.integration.wrap_up_s = 1).await?;
+    let (port, ca) = (server.addr.port(), server.ca_file());
+    let person = Uuid::from_u128(0xd0e);
+    let (agent, credential) = enroll(&server, "Dana", person).await?;
+    let (mut desktop, _) = FakeAgent::connect(port, &ca, &hello(agent, &credential)).await?;
+    let now = UtcMicros::now().to_millis().0;
+
+    // Ringing: the file exists (tentative) before the agent hears of it.
+    let mut call = CallScript::new(person, 11, Uuid::from_u128(0x5e11), UtcMillis(now));
+    call_state(&server, &mut call, "alerting", now).await?;
+    let contact = until(&mut desktop, |m| match m {
+        ServerMessage::Start { contact, .. } => Some(*contact),
+        _ => None,
+    })
+    .await?;
+    let path = server
+        .data_dir
+        .path()
+        .join("buffer")
+        .join(format!("{contact}.scn"));
+    desktop.send(&stream_params(contact)).await?;
+    for sequence in 0..5 {
+        desktop
+            .send_binary(frame(contact, sequence, sequence == 0))
+            .await?;
+    }
+    // Every frame is acknowledged once durable (acks may be merged).
+    until(&mut desktop, |m| match m {
+        ServerMessage::Ack { sequence: 4, .. } => Some(()),
+        _ => None,
+    })
+    .await?;
+    let agents = server.api_get("/api/v1/agents").await?;
+    assert_eq!(agents["items"][0]["state"], "recording");
+    assert_eq!(agents["items"][0]["recording"][0]["state"], "tentative");
+    assert_eq!(
+        agents["items"][0]["recording"][0]["streams"][0]["frames"],
+        5
+    );
+
+    // A re-sent frame (after a reconnect) is acknowledged, not written twice; a jump without a
+    // keyframe is a violation that writes nothing.
+    desktop.send_binary(frame(contact, 3, false)).await?;
+    until(&mut desktop, |m| match m {
+        ServerMessage::Ack { sequence: 4, .. } => Some(()),
+        _ => None,
+    })
+    .await?;
+
+    // Answered, hung up; the wrap-up timer ends the contact: stop, the agent reports what it
+    // sent, and the file is closed.
+    call_state(&server, &mut call, "connected", now + 1_000).await?;
+    until(&mut desktop, |m| {
+        (*m == ServerMessage::Keep { contact }).then_some(())
+    })
+    .await?;
+    desktop.send_binary(frame(contact, 5, false)).await?;
+    call_state(&server, &mut call, "disconnected", now + 2_000).await?;
+    until(&mut desktop, |m| {
+        (*m == ServerMessage::Stop { contact }).then_some(())
+    })
+    .await?;
+    desktop
+        .send(&AgentMessage::Stopped {
+            contact,
+            frames: vec![capture_shared::protocol::StreamTotal {
+                monitor: MonitorId(0),
+                frames: 6,
+            }],
+        })
+        .await?;
+    let recovery = wait_for(|| recover(&path).ok().filter(|r| r.ended).map(|r| r.records)).await?;
+    let sequences: Vec<u64> = recovery
+        .iter()
+        .filter_map(|r| match r {
+            Record::Video { sequence, .. } => Some(*sequence),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sequences, vec![0, 1, 2, 3, 4, 5]);
+    let first_video = recovery
+        .iter()
+        .position(|r| matches!(r, Record::Video { .. }));
+    let params = recovery
+        .iter()
+        .position(|r| matches!(r, Record::StreamParams { width: 1920, .. }));
+    assert!(params < first_video && params.is_some(), "{recovery:?}");
+    let labels: Vec<&str> = recovery
+        .iter()
+        .filter_map(|r| match r {
+            Record::Marker { label, .. } => Some(label.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        labels.starts_with(&["Ringing"]) && labels.contains(&"Connected"),
+        "{labels:?}"
+    );
+    // Frames still in flight after the close are dropped quietly, not a violation.
+    desktop.send_binary(frame(contact, 6, false)).await?;
+
+    // A call that rings and is never answered: the file is deleted, and the deletion audited.
+    let later = now + 10_000;
+    let mut missed = CallScript::new(person, 12, Uuid::from_u128(0x5e12), UtcMillis(later));
+    call_state(&server, &mut missed, "alerting", later).await?;
+    let unanswered = until(&mut desktop, |m| match m {
+        ServerMessage::Start { contact, .. } => Some(*contact),
+        _ => None,
+    })
+    .await?;
+    desktop.send(&stream_params(unanswered)).await?;
+    desktop.send_binary(frame(unanswered, 0, true)).await?;
+    until(&mut desktop, |m| {
+        matches!(m, ServerMessage::Ack { contact, .. } if *contact == unanswered).then_some(())
+    })
+    .await?;
+    let missed_path = path.with_file_name(format!("{unanswered}.scn"));
+    assert!(missed_path.exists());
+    call_state(&server, &mut missed, "disconnected", later + 3_000).await?;
+    until(&mut desktop, |m| {
+        (*m == ServerMessage::Discard {
+            contact: unanswered,
+        })
+        .then_some(())
+    })
+    .await?;
+    let detail = wait_for_json(&server, &format!("/api/v1/contacts/{unanswered}"), |d| {
+        d["audit"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["action"] == "delete_screen_recording"))
+    })
+    .await?;
+    assert!(!missed_path.exists(), "{detail}");
+
+    // The session survived all of it.
+    desktop
+        .send(&AgentMessage::Ping {
+            nonce: 3,
+            agent_sent: AgentMicros(9),
+        })
+        .await?;
+    until(&mut desktop, |m| {
+        matches!(m, ServerMessage::Pong { nonce: 3, .. }).then_some(())
+    })
+    .await?;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_frames_are_refused_and_write_nothing() -> anyhow::Result<()> {
+    use capture_shared::scn::{Record, recover};
+    let server = TestServer::start().await?;
+    let (port, ca) = (server.addr.port(), server.ca_file());
+    let person = Uuid::from_u128(0xe0e);
+    let (agent, credential) = enroll(&server, "Erin", person).await?;
+    let (other, other_credential) = enroll(&server, "Finn", Uuid::from_u128(0xf1)).await?;
+    let (mut desktop, _) = FakeAgent::connect(port, &ca, &hello(agent, &credential)).await?;
+    let now = UtcMicros::now().to_millis().0;
+    let mut call = CallScript::new(person, 21, Uuid::from_u128(0x5e21), UtcMillis(now));
+    call_state(&server, &mut call, "alerting", now).await?;
+    let contact = until(&mut desktop, |m| match m {
+        ServerMessage::Start { contact, .. } => Some(*contact),
+        _ => None,
+    })
+    .await?;
+    let path = server
+        .data_dir
+        .path()
+        .join("buffer")
+        .join(format!("{contact}.scn"));
+
+    // Another agent writing into this contact: refused.
+    let (mut intruder, _) = FakeAgent::connect(port, &ca, &hello(other, &other_credential)).await?;
+    intruder.send(&stream_params(contact)).await?;
+    assert_eq!(
+        refusal_code(&until(&mut intruder, |m| Some(m.clone())).await?),
+        Some(RefusalCode::ProtocolViolation)
+    );
+
+    // Each violation closes the session; the agent reconnects for the next one.
+    let violations: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "frame before stream parameters",
+            vec![frame(contact, 0, true)],
+        ),
+        ("garbage", vec![vec![7; 40]]),
+        (
+            "empty access unit",
+            vec![frame(contact, 0, true)[..36].to_vec()],
+        ),
+        (
+            "not starting with a keyframe",
+            vec![frame(contact, 0, false)],
+        ),
+        (
+            "unknown monitor",
+            vec![{
+                let mut bytes = frame(contact, 0, true);
+                bytes[2] = 9;
+                bytes
+            }],
+        ),
+    ];
+    for (what, frames) in violations {
+        if what != "frame before stream parameters" {
+            desktop.send(&stream_params(contact)).await?;
+        }
+        for bytes in frames {
+            desktop.send_binary(bytes).await?;
+        }
+        let refused = until(&mut desktop, refusal_code).await;
+        assert_eq!(refused.ok(), Some(RefusalCode::ProtocolViolation), "{what}");
+        desktop = FakeAgent::connect(port, &ca, &hello(agent, &credential))
+            .await?
+            .0;
+    }
+    // A jump without a keyframe, after a valid start.
+    desktop.send(&stream_params(contact)).await?;
+    desktop.send_binary(frame(contact, 0, true)).await?;
+    desktop.send_binary(frame(contact, 5, false)).await?;
+    assert_eq!(
+        until(&mut desktop, refusal_code).await.ok(),
+        Some(RefusalCode::ProtocolViolation)
+    );
+
+    // Nothing of the refused input is in the file: only the one valid keyframe.
+    let videos = |records: &[Record]| -> Vec<u64> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Video { sequence, .. } => Some(*sequence),
+                _ => None,
+            })
+            .collect()
+    };
+    let records = wait_for(|| {
+        recover(&path)
+            .ok()
+            .map(|r| r.records)
+            .filter(|r| !videos(r).is_empty())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(videos(&recover(&path)?.records), vec![0]);
+    assert_eq!(videos(&records), vec![0]);
+    let metrics = server
+        .client()?
+        .get(format!("{}/metrics", server.base_url()))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("capture_agent_protocol_violations_total 7"),
+        "{metrics}"
+    );
+    server.stop().await
+}
+
+async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(found) = probe() {
+            return Ok(found);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_json(
+    server: &TestServer,
+    path: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let value = server.api_get(path).await?;
+        if done(&value) {
+            return Ok(value);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "timed out: {value}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

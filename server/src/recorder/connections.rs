@@ -31,6 +31,10 @@ pub struct ConnectedAgent {
     pub monitors: Vec<MonitorInfo>,
     /// When it connected, UTC ms.
     pub connected_at_ms: i64,
+    /// When its latest heartbeat arrived, UTC ms.
+    pub last_heartbeat_ms: Option<i64>,
+    /// Bytes in its offline spool, from its latest heartbeat.
+    pub spool_bytes: u64,
 }
 
 /// Connected agents; the newest connection of an agent replaces an older one.
@@ -82,6 +86,30 @@ impl Connections {
             .is_some_and(|e| e.connection == connection)
         {
             entries.remove(&agent);
+        }
+    }
+
+    /// The monitors of a connected agent.
+    pub fn monitors(&self, agent: AgentId) -> Option<Vec<MonitorInfo>> {
+        self.entries().get(&agent).map(|e| e.info.monitors.clone())
+    }
+
+    /// Replaces a connected agent's monitor layout.
+    pub fn set_monitors(&self, agent: AgentId, connection: u64, monitors: Vec<MonitorInfo>) {
+        if let Some(entry) = self.entries().get_mut(&agent)
+            && entry.connection == connection
+        {
+            entry.info.monitors = monitors;
+        }
+    }
+
+    /// Records what a connected agent reported in its latest heartbeat.
+    pub fn set_heartbeat(&self, agent: AgentId, connection: u64, spool_bytes: u64) {
+        if let Some(entry) = self.entries().get_mut(&agent)
+            && entry.connection == connection
+        {
+            entry.info.spool_bytes = spool_bytes;
+            entry.info.last_heartbeat_ms = Some(jiff::Timestamp::now().as_millisecond());
         }
     }
 

@@ -3,12 +3,16 @@
 //! Each connection starts with a `Hello` (protocol version, agent id, credential) answered by a
 //! `Welcome` with the stream settings, or a typed `Refused` and a close. A connected agent is
 //! registered in [`Connections`], which the integration reaches through `AgentLink` to send its
-//! commands (start, keep, discard, marker, stop). Clock pings are answered with server time.
-//! Screen frames are the next step (SCN files in the call buffer); until then a binary frame is
-//! refused with a typed close, never silently dropped.
+//! commands (start, keep, discard, marker, stop) — through [`RecorderLink`], which applies each
+//! to the [`CallBuffer`] first. Frames are validated and appended to the contact's SCN file;
+//! acknowledgements go back once they are on stable storage. Clock pings are answered with
+//! server time, and the agents' clock measurements are written into their open files.
 
+mod buffer;
 mod connections;
+mod link;
 mod session;
+mod writer;
 
 use std::sync::Arc;
 
@@ -17,7 +21,9 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 use capture_shared::protocol::{MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, StreamSettings};
 
+pub use buffer::{BUFFER_DIR, CallBuffer, FILE_QUEUE_BYTES, Recording, STOP_GRACE, Verdict};
 pub use connections::{ConnectedAgent, Connections};
+pub use link::RecorderLink;
 
 use crate::clock::Clock;
 use crate::store::Store;
@@ -32,6 +38,10 @@ pub struct Recorder {
     pub store: Store,
     /// Connected agents.
     pub connections: Arc<Connections>,
+    /// The call buffer frames are written to.
+    pub buffer: Arc<CallBuffer>,
+    /// Protocol violations, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Settings sent in `Welcome`.
     pub settings: StreamSettings,
     /// The clock (pong timestamps).
@@ -48,4 +58,10 @@ pub async fn agent_socket(State(recorder): State<Recorder>, upgrade: WebSocketUp
         .max_message_size(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES))
         .max_frame_size(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES))
         .on_upgrade(move |socket| session::run(recorder, socket))
+}
+
+impl Recorder {
+    fn metrics_violation(&self) {
+        self.metrics.agent_violations.inc();
+    }
 }

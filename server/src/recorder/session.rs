@@ -1,16 +1,18 @@
-//! One agent connection: handshake, then commands down, pings and heartbeats up.
+//! One agent connection: handshake, then commands and acks down; pings, heartbeats, stream
+//! messages and frames up. Frames are checked here and in the call buffer before they are queued
+//! for writing; any violation ends the session with a typed refusal and writes nothing.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use capture_shared::ids::AgentId;
 use capture_shared::protocol::{
-    AgentMessage, HEARTBEAT_TIMEOUT, HELLO_TIMEOUT, Hello, PROTOCOL_VERSION, ProtocolError,
-    RefusalCode, ServerMessage, Welcome,
+    AgentMessage, HEARTBEAT_TIMEOUT, HELLO_TIMEOUT, Hello, MonitorInfo, PROTOCOL_VERSION,
+    ProtocolError, RefusalCode, ServerMessage, Welcome, decode_frame,
 };
 use capture_shared::time::UtcMicros;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{COMMAND_QUEUE, ConnectedAgent, Recorder};
+use super::{COMMAND_QUEUE, ConnectedAgent, Recorder, Verdict};
 
 /// WebSocket close code for a refused or broken session (RFC 6455: policy violation).
 const CLOSE_POLICY: u16 = 1008;
@@ -124,84 +126,223 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
         return;
     }
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+    // Contacts this agent should be recording (it reconnected, or restarted, mid-contact).
+    for recording in recorder.buffer.recordings(agent) {
+        if recording.state != "closing" {
+            let _ = commands_tx.try_send(ServerMessage::Start {
+                contact: recording.contact,
+                resume: recording.streams,
+            });
+        }
+    }
+    let monitors = hello.monitors.clone();
     let info = ConnectedAgent {
         os_user: hello.os_user,
         machine: hello.machine,
         agent_version: hello.agent_version,
         monitors: hello.monitors,
         connected_at_ms: recorder.clock.now_ms(),
+        last_heartbeat_ms: None,
+        spool_bytes: 0,
     };
     let connection = recorder.connections.register(agent, commands_tx, info);
     tracing::info!(%agent, connection, "agent connected");
-    let end = serve(agent, &mut socket, commands, &recorder.shutdown).await;
+    let mut session = Session {
+        recorder: &recorder,
+        agent,
+        connection,
+        monitors,
+    };
+    let end = session.serve(&mut socket, commands).await;
     recorder.connections.unregister(agent, connection);
     tracing::info!(%agent, connection, reason = end, "agent disconnected");
 }
 
-/// The connected loop; returns why it ended.
-async fn serve(
+/// One connected agent's session state.
+struct Session<'a> {
+    recorder: &'a Recorder,
     agent: AgentId,
-    socket: &mut WebSocket,
-    mut commands: mpsc::Receiver<ServerMessage>,
-    shutdown: &tokio_util::sync::CancellationToken,
-) -> &'static str {
-    let mut deadline = Instant::now() + HEARTBEAT_TIMEOUT;
-    loop {
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(command) => {
-                    if socket.send(Message::Text(command.to_json().into())).await.is_err() {
-                        return "send failed";
+    connection: u64,
+    /// The monitors the agent announced (frames for others are refused).
+    monitors: Vec<MonitorInfo>,
+}
+
+/// What to do after one message from the agent.
+enum Next {
+    Continue,
+    Reply(ServerMessage),
+    Refuse(String),
+}
+
+impl Session<'_> {
+    /// The connected loop; returns why it ended.
+    async fn serve(
+        &mut self,
+        socket: &mut WebSocket,
+        mut commands: mpsc::Receiver<ServerMessage>,
+    ) -> &'static str {
+        let shutdown = self.recorder.shutdown.clone();
+        let mut deadline = Instant::now() + HEARTBEAT_TIMEOUT;
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => {
+                        if socket.send(Message::Text(command.to_json().into())).await.is_err() {
+                            return "send failed";
+                        }
                     }
-                }
-                None => {
-                    refuse(socket, RefusalCode::AlreadyConnected, "a newer connection of this agent replaced this one").await;
-                    return "replaced";
-                }
-            },
-            incoming = socket.recv() => {
-                let message = match incoming {
-                    Some(Ok(message)) => message,
-                    Some(Err(_)) | None => return "closed",
-                };
-                deadline = Instant::now() + HEARTBEAT_TIMEOUT;
-                match message {
-                    Message::Text(text) => match AgentMessage::parse(text.as_str()) {
-                        Ok(AgentMessage::Ping { nonce, agent_sent }) => {
-                            let received = UtcMicros::now();
-                            let pong = ServerMessage::Pong { nonce, agent_sent, server_received: received, server_sent: UtcMicros::now() };
-                            if socket.send(Message::Text(pong.to_json().into())).await.is_err() {
+                    None => {
+                        refuse(socket, RefusalCode::AlreadyConnected, "a newer connection of this agent replaced this one").await;
+                        return "replaced";
+                    }
+                },
+                incoming = socket.recv() => {
+                    let message = match incoming {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => {
+                            // Oversized messages end here (the websocket's size limits).
+                            tracing::info!(agent = %self.agent, %error, "agent websocket error");
+                            refuse(socket, RefusalCode::ProtocolViolation, &error.to_string()).await;
+                            return "websocket error";
+                        }
+                        None => return "closed",
+                    };
+                    deadline = Instant::now() + HEARTBEAT_TIMEOUT;
+                    let next = match message {
+                        Message::Text(text) => self.control(text.as_str()),
+                        Message::Binary(bytes) => self.frame(&bytes).await,
+                        Message::Close(_) => return "closed by the agent",
+                        Message::Ping(_) | Message::Pong(_) => Next::Continue,
+                    };
+                    match next {
+                        Next::Continue => {}
+                        Next::Reply(reply) => {
+                            if socket.send(Message::Text(reply.to_json().into())).await.is_err() {
                                 return "send failed";
                             }
                         }
-                        Ok(AgentMessage::Hello(_)) => {
-                            refuse(socket, RefusalCode::ProtocolViolation, "hello after the handshake").await;
+                        Next::Refuse(reason) => {
+                            self.recorder.metrics_violation();
+                            refuse(socket, RefusalCode::ProtocolViolation, &reason).await;
                             return "protocol violation";
                         }
-                        Ok(other) => tracing::debug!(%agent, message = ?other, "agent message"),
-                        Err(error) => {
-                            refuse(socket, RefusalCode::ProtocolViolation, &error.to_string()).await;
-                            return "protocol violation";
-                        }
-                    },
-                    Message::Binary(_) => {
-                        // Screen frames land in SCN files once the recorder writes them; until
-                        // then they are refused, never dropped silently.
-                        refuse(socket, RefusalCode::ProtocolViolation, "this server does not accept screen frames yet").await;
-                        return "frames not accepted";
                     }
-                    Message::Close(_) => return "closed by the agent",
-                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+                () = shutdown.cancelled() => {
+                    refuse(socket, RefusalCode::ShuttingDown, "the server is shutting down; reconnect later").await;
+                    return "server shutting down";
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    refuse(socket, RefusalCode::ProtocolViolation, "no heartbeat").await;
+                    return "heartbeat timeout";
                 }
             }
-            () = shutdown.cancelled() => {
-                refuse(socket, RefusalCode::ShuttingDown, "the server is shutting down; reconnect later").await;
-                return "server shutting down";
+        }
+    }
+
+    fn control(&mut self, text: &str) -> Next {
+        let buffer = &self.recorder.buffer;
+        let message = match AgentMessage::parse(text) {
+            Ok(message) => message,
+            Err(error) => return Next::Refuse(error.to_string()),
+        };
+        match message {
+            AgentMessage::Ping { nonce, agent_sent } => {
+                let received = UtcMicros::now();
+                Next::Reply(ServerMessage::Pong {
+                    nonce,
+                    agent_sent,
+                    server_received: received,
+                    server_sent: UtcMicros::now(),
+                })
             }
-            () = tokio::time::sleep_until(deadline) => {
-                refuse(socket, RefusalCode::ProtocolViolation, "no heartbeat").await;
-                return "heartbeat timeout";
+            AgentMessage::Hello(_) => Next::Refuse("hello after the handshake".into()),
+            AgentMessage::Heartbeat { spool_bytes, .. } => {
+                self.recorder
+                    .connections
+                    .set_heartbeat(self.agent, self.connection, spool_bytes);
+                Next::Continue
             }
+            AgentMessage::Monitors { monitors } => {
+                self.monitors.clone_from(&monitors);
+                self.recorder
+                    .connections
+                    .set_monitors(self.agent, self.connection, monitors);
+                Next::Continue
+            }
+            AgentMessage::StreamParams {
+                contact,
+                monitor,
+                codec,
+                width,
+                height,
+            } => {
+                if !self.monitors.iter().any(|m| m.id == monitor) {
+                    return Next::Refuse(format!("unknown monitor {monitor}"));
+                }
+                match buffer.stream_params(self.agent, contact, monitor, codec, (width, height)) {
+                    Verdict::Write(pending) => {
+                        // Stream parameters are tiny: queued at once, in order with the frames.
+                        pending.submit_now();
+                        Next::Continue
+                    }
+                    Verdict::Violation(reason) => Next::Refuse(reason),
+                    Verdict::Duplicate(_) | Verdict::Late => Next::Continue,
+                }
+            }
+            AgentMessage::Clock { sample } => {
+                buffer.clock(self.agent, &sample);
+                Next::Continue
+            }
+            AgentMessage::Pointer {
+                contact,
+                monitor,
+                samples,
+            } => match buffer.pointer(self.agent, contact, monitor, &samples) {
+                Err(Verdict::Violation(reason)) => Next::Refuse(reason),
+                _ => Next::Continue,
+            },
+            AgentMessage::Stopped { contact, frames } => {
+                buffer.stopped(self.agent, contact, &frames);
+                Next::Continue
+            }
+            AgentMessage::RecordingFailed { contact, reason } => {
+                tracing::warn!(agent = %self.agent, %contact, reason, "the agent could not record");
+                Next::Continue
+            }
+        }
+    }
+
+    async fn frame(&mut self, bytes: &[u8]) -> Next {
+        let (header, access_unit) = match decode_frame(bytes) {
+            Ok(frame) => frame,
+            Err(error) => return Next::Refuse(error.to_string()),
+        };
+        if !self.monitors.iter().any(|m| m.id == header.monitor) {
+            return Next::Refuse(format!("frame for unknown monitor {}", header.monitor));
+        }
+        match self.recorder.buffer.frame(self.agent, &header, access_unit) {
+            Verdict::Write(pending) => {
+                self.recorder.metrics.agent_frames.inc();
+                self.recorder
+                    .metrics
+                    .agent_frame_bytes
+                    .inc_by(access_unit.len() as u64);
+                // Waits for room in the file's queue: the backpressure reaches the agent.
+                pending.submit().await;
+                Next::Continue
+            }
+            Verdict::Duplicate(Some(sequence)) => Next::Reply(ServerMessage::Ack {
+                contact: header.contact,
+                monitor: header.monitor,
+                sequence,
+            }),
+            Verdict::Duplicate(None) => Next::Continue,
+            Verdict::Late => {
+                tracing::debug!(agent = %self.agent, contact = %header.contact, "frame after its contact ended dropped");
+                Next::Continue
+            }
+            Verdict::Violation(reason) => Next::Refuse(reason),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod agents;
 mod contacts;
 mod deliveries;
+mod scn_files;
 mod tx;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
 pub use agents::{AgentEntry, NewAgent};
 pub use contacts::{ContactDetail, ContactEvent, ContactFilter, ContactGap, ContactSummary};
 pub use deliveries::{Inserted, NewDelivery, StoredDelivery};
+pub use scn_files::{ScnFileEntry, ScnState};
 pub use tx::StoreTx;
 
 /// The database file inside the data directory.

@@ -140,6 +140,22 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Marks a contact's SCN file deleted (its file is already removed).
+    pub async fn set_scn_deleted(
+        &mut self,
+        contact: ContactId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE scn_files SET state = 'deleted', updated_ms = ? WHERE contact = ? AND state IN ('tentative', 'kept')",
+        )
+        .bind(now_ms)
+        .bind(contact.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     /// Adds a call to a contact (idempotent).
     pub async fn add_contact_call(
         &mut self,

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    MAX_CONTROL_MESSAGE_BYTES, MAX_CREDENTIAL_BYTES, MAX_MONITOR_DIMENSION, MAX_MONITORS,
-    MAX_TEXT_BYTES, ProtocolError, check_version,
+    ClockSample, MAX_CONTROL_MESSAGE_BYTES, MAX_CREDENTIAL_BYTES, MAX_MONITOR_DIMENSION,
+    MAX_MONITORS, MAX_POINTER_SAMPLES, MAX_TEXT_BYTES, ProtocolError, check_version,
 };
 use crate::ids::{AgentId, ContactId, MonitorId};
 use crate::time::{AgentMicros, UtcMicros, UtcMillis};
@@ -158,6 +158,30 @@ pub enum AgentMessage {
         /// The new layout.
         monitors: Vec<MonitorInfo>,
     },
+    /// A completed clock measurement (the agent's ping, the server's pong, the agent's receipt):
+    /// the server writes it into the agent's open SCN files, so that ingestion maps the agent's
+    /// capture times onto the server's clock with the best measurement of the contact.
+    Clock {
+        /// The measurement.
+        sample: ClockSample,
+    },
+    /// Mouse pointer positions on one monitor of a contact being recorded (only moves are sent).
+    Pointer {
+        /// The contact.
+        contact: ContactId,
+        /// The monitor the pointer is on.
+        monitor: MonitorId,
+        /// Positions in the monitor's pixels, oldest first, at most [`MAX_POINTER_SAMPLES`].
+        samples: Vec<PointerSample>,
+    },
+    /// The agent stopped recording a contact (after a `Stop` or `Discard`) and sent every frame
+    /// it captured: the server closes the contact's file once these have arrived.
+    Stopped {
+        /// The contact.
+        contact: ContactId,
+        /// For each monitor, how many frames it sent in all (the next sequence number).
+        frames: Vec<StreamTotal>,
+    },
     /// Recording a contact failed on the agent.
     RecordingFailed {
         /// The contact.
@@ -165,6 +189,26 @@ pub enum AgentMessage {
         /// Why.
         reason: String,
     },
+}
+
+/// One pointer position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointerSample {
+    /// When, on the agent's clock.
+    pub captured: AgentMicros,
+    /// Column from the monitor's left edge.
+    pub x: i32,
+    /// Row from the monitor's top edge.
+    pub y: i32,
+}
+
+/// How many frames one monitor's stream of a contact carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTotal {
+    /// The monitor.
+    pub monitor: MonitorId,
+    /// Frames sent, i.e. the sequence number the next frame would have had.
+    pub frames: u64,
 }
 
 /// Messages from the server to the agent.
@@ -190,6 +234,10 @@ pub enum ServerMessage {
     Start {
         /// The contact the frames belong to.
         contact: ContactId,
+        /// When the contact's file already holds frames (the agent restarted or reconnected
+        /// mid-contact): the sequence each monitor continues from. Empty for a new contact.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resume: Vec<StreamTotal>,
     },
     /// Stop recording a contact.
     Stop {
@@ -362,7 +410,25 @@ impl AgentMessage {
                 }
                 Ok(())
             }
-            AgentMessage::Ping { .. } => Ok(()),
+            AgentMessage::Pointer { samples, .. } => {
+                if samples.is_empty() || samples.len() > MAX_POINTER_SAMPLES {
+                    return Err(ProtocolError::Invalid {
+                        field: "samples",
+                        reason: format!("{} samples, 1 to {MAX_POINTER_SAMPLES}", samples.len()),
+                    });
+                }
+                Ok(())
+            }
+            AgentMessage::Stopped { frames, .. } => {
+                if frames.len() > MAX_MONITORS {
+                    return Err(ProtocolError::Invalid {
+                        field: "frames",
+                        reason: format!("{} monitors, at most {MAX_MONITORS}", frames.len()),
+                    });
+                }
+                Ok(())
+            }
+            AgentMessage::Ping { .. } | AgentMessage::Clock { .. } => Ok(()),
         }
     }
 

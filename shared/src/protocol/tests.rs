@@ -96,6 +96,50 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         monitors().prop_map(|monitors| AgentMessage::Monitors { monitors }),
         (contact(), text(MAX_TEXT_BYTES))
             .prop_map(|(contact, reason)| AgentMessage::RecordingFailed { contact, reason }),
+        (any::<u64>(), any::<i64>(), any::<i64>(), any::<u64>()).prop_map(|(t0, t1, t2, t3)| {
+            AgentMessage::Clock {
+                sample: ClockSample {
+                    agent_sent: AgentMicros(t0),
+                    server_received: UtcMicros(t1),
+                    server_sent: UtcMicros(t2),
+                    agent_received: AgentMicros(t3),
+                },
+            }
+        }),
+        (
+            contact(),
+            any::<u16>(),
+            proptest::collection::vec(
+                (any::<u64>(), any::<i32>(), any::<i32>()),
+                1..=MAX_POINTER_SAMPLES
+            )
+        )
+            .prop_map(|(contact, monitor, samples)| AgentMessage::Pointer {
+                contact,
+                monitor: MonitorId(monitor),
+                samples: samples
+                    .into_iter()
+                    .map(|(t, x, y)| PointerSample {
+                        captured: AgentMicros(t),
+                        x,
+                        y
+                    })
+                    .collect(),
+            }),
+        (
+            contact(),
+            proptest::collection::vec((any::<u16>(), any::<u64>()), 0..=MAX_MONITORS)
+        )
+            .prop_map(|(contact, frames)| AgentMessage::Stopped {
+                contact,
+                frames: frames
+                    .into_iter()
+                    .map(|(m, frames)| StreamTotal {
+                        monitor: MonitorId(m),
+                        frames
+                    })
+                    .collect(),
+            }),
     ]
 }
 
@@ -124,7 +168,10 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
                 server_sent: UtcMicros(t2),
             }
         }),
-        contact().prop_map(|contact| ServerMessage::Start { contact }),
+        contact().prop_map(|contact| ServerMessage::Start {
+            contact,
+            resume: Vec::new()
+        }),
         contact().prop_map(|contact| ServerMessage::Stop { contact }),
         contact().prop_map(|contact| ServerMessage::Keep { contact }),
         contact().prop_map(|contact| ServerMessage::Discard { contact }),

@@ -10,6 +10,7 @@
 //!    6 gap            from_us:i64 to_us:i64 reason:str
 //!    7 clock sample   agent_us:u64 server_us:i64 rtt_us:u64
 //!    8 end            at_us:i64
+//!    9 pointer        monitor:u16 captured_us:u64 x:i32 y:i32   (monitor pixels; off-screen < 0)
 //! str := len:u16 utf8[len], at most MAX_TEXT_BYTES
 //! ```
 //! Times named `_us`/`_ms` without "agent" are on the server's UTC clock; `captured_us` and
@@ -78,6 +79,19 @@ pub enum Record {
     },
     /// A clock measurement between the agent's clock and the server's.
     ClockSample(ClockAnchor),
+    /// Where the mouse pointer was at one instant, in the monitor's pixels. The pointer is
+    /// carried beside the video (a few bytes per move) instead of being drawn into it, which
+    /// would make every pointer move a changed frame to encode; the player draws it.
+    Pointer {
+        /// The monitor.
+        monitor: MonitorId,
+        /// When, on the agent's clock.
+        captured: AgentMicros,
+        /// Column from the monitor's left edge.
+        x: i32,
+        /// Row from the monitor's top edge.
+        y: i32,
+    },
     /// The file was closed cleanly; nothing follows.
     End {
         /// When.
@@ -93,6 +107,7 @@ const RESUME: u8 = 5;
 const GAP: u8 = 6;
 const CLOCK_SAMPLE: u8 = 7;
 const END: u8 = 8;
+const POINTER: u8 = 9;
 
 const CODEC_H264: u8 = 1;
 const FLAG_KEYFRAME: u8 = 1;
@@ -179,6 +194,18 @@ impl Record {
                 out.put_u8(END);
                 out.put_i64(at.0);
             }
+            Record::Pointer {
+                monitor,
+                captured,
+                x,
+                y,
+            } => {
+                out.put_u8(POINTER);
+                out.put_u16(monitor.0);
+                out.put_u64(captured.0);
+                out.put_i32(*x);
+                out.put_i32(*y);
+            }
         }
         Ok(())
     }
@@ -254,6 +281,12 @@ impl Record {
             }),
             END => Record::End {
                 at: UtcMicros(r.i64().ok_or(short)?),
+            },
+            POINTER => Record::Pointer {
+                monitor: MonitorId(r.u16().ok_or(short)?),
+                captured: AgentMicros(r.u64().ok_or(short)?),
+                x: r.i32().ok_or(short)?,
+                y: r.i32().ok_or(short)?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };

@@ -79,6 +79,14 @@ fn record() -> impl Strategy<Value = Record> {
                 rtt_us
             }
         )),
+        (any::<u16>(), any::<u64>(), any::<i32>(), any::<i32>()).prop_map(|(m, t, x, y)| {
+            Record::Pointer {
+                monitor: MonitorId(m),
+                captured: AgentMicros(t),
+                x,
+                y,
+            }
+        }),
     ]
 }
 

@@ -1,0 +1,287 @@
+//! The write stage of one contact's SCN file: operations in, records on disk, acknowledgements
+//! out. It owns the [`ScnWriter`]; appends, syncs and deletions run on the blocking pool.
+//!
+//! Records arrive already validated (the session and [`super::buffer`] check them). Each batch of
+//! queued records is appended and synced once (group commit), then the highest sequence of every
+//! monitor in the batch is acknowledged to the agent: an ack means "on stable storage".
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use capture_shared::ids::{AgentId, ContactId, MonitorId};
+use capture_shared::protocol::ServerMessage;
+use capture_shared::scn::{FsyncPolicy, Record, ScnError, ScnHeader, ScnWriter};
+use capture_shared::time::UtcMicros;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use crate::clock::Clock;
+use crate::integration::link::AgentLink;
+use crate::store::{ScnState, Store};
+
+/// Most operations taken from the queue for one append-and-sync.
+const BATCH: usize = 256;
+
+/// One operation on a contact's file, in the order the file must see them.
+#[derive(Debug)]
+pub enum Op {
+    /// Append a record; for a video record, the (monitor, sequence) to acknowledge once durable.
+    /// The permit holds the record's share of the file's queue budget until it is written.
+    Append {
+        record: Record,
+        ack: Option<(MonitorId, u64)>,
+        permit: Option<OwnedSemaphorePermit>,
+    },
+    /// The call was answered.
+    Keep,
+    /// Close the file with an end record.
+    Finish { at: UtcMicros },
+    /// Remove the file (the call was not answered), audited with the reason.
+    Delete { reason: &'static str },
+}
+
+/// One queued append: the record, what to acknowledge, its budget permit.
+type Append = (
+    Record,
+    Option<(MonitorId, u64)>,
+    Option<OwnedSemaphorePermit>,
+);
+
+/// How the file comes to exist.
+#[derive(Debug)]
+pub enum Origin {
+    /// A new contact: create the file with this header and catalogue it.
+    Create(Box<ScnHeader>),
+    /// A restart found it open: continue after its last whole record.
+    Reopen,
+}
+
+/// The write stage of one file.
+#[derive(Debug)]
+pub struct FileWriter {
+    pub contact: ContactId,
+    pub agent: AgentId,
+    /// Absolute path of the file.
+    pub path: PathBuf,
+    /// The path as catalogued (relative to the data directory).
+    pub catalogued_path: String,
+    pub store: Store,
+    pub clock: Clock,
+    pub acks: Arc<dyn AgentLink>,
+    /// Written to by this stage after every durable batch: the next sequence per monitor that
+    /// is on disk, which the session uses to answer re-sent duplicates.
+    pub durable: Arc<std::sync::Mutex<BTreeMap<MonitorId, u64>>>,
+}
+
+impl FileWriter {
+    /// Runs until the file is finished or deleted, or the queue closes (server shutdown: the
+    /// file stays open on disk and is reopened at the next start).
+    pub async fn run(self, origin: Origin, mut ops: mpsc::UnboundedReceiver<Op>) {
+        let span = tracing::info_span!("scn", contact = %self.contact, agent = %self.agent);
+        let mut writer = match self.open(origin).await {
+            Ok(writer) => writer,
+            Err(error) => {
+                tracing::error!(parent: &span, %error, path = %self.path.display(), "scn buffer could not be opened; the contact's screen is lost");
+                return;
+            }
+        };
+        let mut frames: u64 = 0;
+        let mut batch = Vec::with_capacity(BATCH);
+        while ops.recv_many(&mut batch, BATCH).await > 0 {
+            let mut appends = Vec::new();
+            for op in batch.drain(..) {
+                let control = match op {
+                    Op::Append {
+                        record,
+                        ack,
+                        permit,
+                    } => {
+                        appends.push((record, ack, permit));
+                        continue;
+                    }
+                    control => control,
+                };
+                // What was queued before a control operation is written before it.
+                if !appends.is_empty() {
+                    match self.append(writer, std::mem::take(&mut appends)).await {
+                        Ok((back, written)) => {
+                            writer = back;
+                            frames += written;
+                        }
+                        Err(error) => return self.failed(&error),
+                    }
+                }
+                match control {
+                    Op::Keep => self.set_kept().await,
+                    Op::Finish { at } => return self.finish(writer, at, frames).await,
+                    Op::Delete { reason } => return self.delete(writer, reason).await,
+                    Op::Append { .. } => {}
+                }
+            }
+            if !appends.is_empty() {
+                match self.append(writer, appends).await {
+                    Ok((back, written)) => {
+                        writer = back;
+                        frames += written;
+                    }
+                    Err(error) => return self.failed(&error),
+                }
+            }
+        }
+        tracing::info!(parent: &span, frames, "scn buffer left open (server stopping)");
+    }
+
+    fn failed(&self, error: &ScnError) {
+        tracing::error!(contact = %self.contact, %error, "scn append failed; the contact's screen stops here");
+    }
+
+    async fn set_kept(&self) {
+        if let Err(error) = self
+            .store
+            .set_scn_state(self.contact, ScnState::Kept, None, self.clock.now_ms())
+            .await
+        {
+            tracing::error!(contact = %self.contact, %error, "recording the kept state failed");
+        }
+    }
+
+    async fn open(&self, origin: Origin) -> Result<ScnWriter, ScnError> {
+        let path = self.path.clone();
+        match origin {
+            Origin::Create(header) => {
+                let writer = tokio::task::spawn_blocking(move || {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    ScnWriter::create(&path, &header, FsyncPolicy::Never)
+                })
+                .await
+                .map_err(|e| ScnError::Io(std::io::Error::other(e)))??;
+                if let Err(error) = self
+                    .store
+                    .insert_scn_file(
+                        self.contact,
+                        self.agent,
+                        &self.catalogued_path,
+                        self.clock.now_ms(),
+                    )
+                    .await
+                {
+                    tracing::error!(%error, "cataloguing the scn buffer failed");
+                }
+                tracing::info!(path = %self.path.display(), "scn buffer created");
+                Ok(writer)
+            }
+            Origin::Reopen => {
+                let (writer, dropped) = tokio::task::spawn_blocking(move || {
+                    ScnWriter::open_append(&path, FsyncPolicy::Never)
+                })
+                .await
+                .map_err(|e| ScnError::Io(std::io::Error::other(e)))??;
+                if let Some(dropped) = dropped {
+                    tracing::warn!(offset = dropped.offset, bytes = dropped.bytes, reason = ?dropped.reason, "scn buffer reopened: a torn tail was cut");
+                }
+                Ok(writer)
+            }
+        }
+    }
+
+    /// Appends and syncs a batch, then acknowledges it; returns the writer and the video records
+    /// written.
+    async fn append(
+        &self,
+        mut writer: ScnWriter,
+        appends: Vec<Append>,
+    ) -> Result<(ScnWriter, u64), ScnError> {
+        let (writer, acks, written) = tokio::task::spawn_blocking(move || {
+            let mut acks: BTreeMap<MonitorId, u64> = BTreeMap::new();
+            let mut written = 0;
+            let mut permits = Vec::new();
+            for (record, ack, permit) in appends {
+                writer.append(&record)?;
+                if let Some((monitor, sequence)) = ack {
+                    written += 1;
+                    let entry = acks.entry(monitor).or_insert(sequence);
+                    *entry = (*entry).max(sequence);
+                }
+                permits.push(permit);
+            }
+            writer.sync()?;
+            drop(permits);
+            Ok::<_, ScnError>((writer, acks, written))
+        })
+        .await
+        .map_err(|e| ScnError::Io(std::io::Error::other(e)))??;
+        if !acks.is_empty() {
+            let mut durable = self
+                .durable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (&monitor, &sequence) in &acks {
+                durable.insert(monitor, sequence + 1);
+            }
+        }
+        for (monitor, sequence) in acks {
+            // A lost ack (agent gone, queue full) is covered by the next one.
+            self.acks.send(
+                self.agent,
+                ServerMessage::Ack {
+                    contact: self.contact,
+                    monitor,
+                    sequence,
+                },
+            );
+        }
+        Ok((writer, written))
+    }
+
+    async fn finish(&self, writer: ScnWriter, at: UtcMicros, frames: u64) {
+        match tokio::task::spawn_blocking(move || writer.finish(at)).await {
+            Ok(Ok(bytes)) => {
+                tracing::info!(bytes, frames, "scn buffer closed");
+                if let Err(error) = self
+                    .store
+                    .set_scn_state(
+                        self.contact,
+                        ScnState::Closed,
+                        Some((bytes, frames)),
+                        self.clock.now_ms(),
+                    )
+                    .await
+                {
+                    tracing::error!(%error, "recording the closed state failed");
+                }
+            }
+            Ok(Err(error)) => tracing::error!(%error, "closing the scn buffer failed"),
+            Err(error) => tracing::error!(%error, "closing the scn buffer panicked"),
+        }
+    }
+
+    async fn delete(&self, writer: ScnWriter, reason: &'static str) {
+        let path = self.path.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            drop(writer);
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        match removed {
+            Ok(()) => {
+                tracing::info!(reason, "scn buffer deleted");
+                if let Err(error) = self
+                    .store
+                    .delete_scn_file(self.contact, reason, self.clock.now_ms())
+                    .await
+                {
+                    tracing::error!(%error, "auditing the scn deletion failed");
+                }
+            }
+            Err(error) => tracing::error!(%error, "deleting the scn buffer failed"),
+        }
+    }
+}
