@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use capture_shared::ids;
 use serde::Deserialize;
@@ -40,7 +40,13 @@ pub struct ApiState {
     pub buffer: Arc<crate::recorder::CallBuffer>,
     /// Connected agents.
     pub connections: Arc<crate::recorder::Connections>,
+    /// SHA-256 of the organisation's enrolment token (`<data_dir>/enrolment-token`).
+    pub enrolment_sha256: Arc<[u8; 32]>,
 }
+
+/// The organisation's enrolment token inside the data directory: what agent installers carry
+/// (the MSI's public property) to enrol each desktop.
+pub const ENROLMENT_TOKEN_FILE: &str = "enrolment-token";
 
 /// An API error: a status, a stable code, a message.
 #[derive(Debug)]
@@ -97,7 +103,70 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/agents", get(list_agents).post(add_agent))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/agent/v1/enroll", post(enroll_agent))
         .with_state(state)
+}
+
+/// Body of `POST /agent/v1/enroll`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Enroll {
+    token: String,
+    machine: String,
+    os_user: String,
+    email: Option<String>,
+}
+
+/// Enrols a desktop with the organisation's token: a new agent entry and its credential.
+async fn enroll_agent(
+    State(state): State<ApiState>,
+    body: Result<Json<Enroll>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    // Digests are compared, so timing reveals nothing about the token.
+    if Sha256::digest(body.token.trim().as_bytes()).as_slice() != state.enrolment_sha256.as_slice()
+    {
+        tracing::warn!(
+            machine = body.machine,
+            "enrolment with a wrong token refused"
+        );
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_enrolment_token",
+            "the enrolment token is not valid",
+        ));
+    }
+    let name = format!("{}@{}", body.os_user.trim(), body.machine.trim());
+    // A desktop may enrol before its Webex email is known (a shared PC, an installer without the
+    // property): it connects, and records once its person is mapped.
+    let agent = match body.email.as_deref() {
+        Some(email) => new_agent(&name, None, Some(email)),
+        None => new_agent(&name, None, Some("unknown@invalid")).map(|mut agent| {
+            agent.email = None;
+            agent
+        }),
+    }
+    .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
+    let now = state.clock.now_ms();
+    let (entry, credential) = state.store.add_agent(&agent, now).await?;
+    state
+        .store
+        .audit_event(
+            now,
+            "enrolment",
+            "enrol_agent",
+            &entry.id.to_string(),
+            Some(&name),
+        )
+        .await?;
+    state.directory_changed.notify_one();
+    tracing::info!(agent = %entry.id, name, "agent enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "agent_id": entry.id, "credential": credential })),
+    )
+        .into_response())
 }
 
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod files;
 pub mod http;
 pub mod integration;
+pub mod media;
 pub mod metrics;
 pub mod recorder;
 pub mod store;
@@ -180,6 +181,12 @@ pub async fn run_with(
     if generated {
         tracing::info!(file = %token_path.display(), "generated the administrator's API token");
     }
+    let enrolment_path = settings.data_dir.join(api::ENROLMENT_TOKEN_FILE);
+    let (enrolment, generated) =
+        files::load_or_generate_secret(&enrolment_path).map_err(data_error(&enrolment_path))?;
+    if generated {
+        tracing::info!(file = %enrolment_path.display(), "generated the agents' enrolment token");
+    }
 
     let metrics = Arc::new(metrics::Metrics::new());
     let connections = Arc::new(recorder::Connections::default());
@@ -241,6 +248,7 @@ pub async fn run_with(
         directory_changed,
         connections: connections.clone(),
         buffer: buffer.clone(),
+        enrolment_sha256: Arc::new(Sha256::digest(enrolment.as_bytes()).into()),
     };
     let sessions_shutdown = CancellationToken::new();
     let recorder = recorder::Recorder {

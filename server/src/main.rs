@@ -36,6 +36,25 @@ enum Command {
     /// Webex webhooks.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Screen buffer (SCN) files.
+    #[command(subcommand)]
+    Scn(ScnCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ScnCommand {
+    /// Write one monitor's video of an SCN file to a playable MP4 (not re-encoded); prints
+    /// what was written as JSON.
+    Export {
+        /// The SCN file (e.g. `<data_dir>/buffer/<contact>.scn`).
+        file: PathBuf,
+        /// The monitor to export.
+        #[arg(long, default_value_t = 0)]
+        monitor: u16,
+        /// The MP4 file to write.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +109,9 @@ fn main() -> ExitCode {
         None => cli.run,
         Some(Command::Agent(command)) => {
             return report(agent_command(cli.config.as_deref(), command));
+        }
+        Some(Command::Scn(ScnCommand::Export { file, monitor, out })) => {
+            return report(scn_export(&file, monitor, &out));
         }
         Some(Command::Webhooks(command)) => {
             return report(webhooks_command(cli.config.as_deref(), command));
@@ -269,4 +291,24 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
         ctrl_c.recv().await;
         tracing::info!("ctrl-c received");
     })
+}
+
+fn scn_export(file: &std::path::Path, monitor: u16, out: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let exported =
+        capture_server::media::export::export(file, capture_shared::ids::MonitorId(monitor), out)
+            .with_context(|| format!("exporting {}", file.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "out": out,
+            "frames": exported.frames,
+            "keyframes": exported.keyframes,
+            "width": exported.width,
+            "height": exported.height,
+            "duration_us": exported.duration_us,
+            "scn_ended": exported.scn_ended,
+        })
+    );
+    Ok(())
 }

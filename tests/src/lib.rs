@@ -1,9 +1,10 @@
 //! Capture's test harnesses: a server on port 0 with temporary storage, an HTTPS client that
 //! verifies the server's generated certificate, and SCN sample data shared by the crash tests
-//! and the benchmarks. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
+//! and the benchmarks, and a virtual X display (Xvfb) with a scriptable desktop for the screen tests. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
 
 pub mod fake_agent;
 pub mod fake_webex;
 pub mod scn_samples;
 pub mod server;
 pub mod webex;
+pub mod xvfb;

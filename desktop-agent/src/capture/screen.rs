@@ -1,0 +1,108 @@
+//! The real screen through `scrap` (vendored with an owner-only X11 shared-memory segment:
+//! `desktop-agent/vendor/scrap/VENDORED.md`).
+//!
+//! scrap's API is the same on X11, Windows (DXGI) and macOS (Quartz); what differs per OS (monitor
+//! placement, getting a fresh image, the pointer) is in one module per OS, selected here once.
+//! Only the X11 module is compiled and tested on our build machines.
+
+#[cfg(target_os = "linux")]
+#[path = "screen_x11.rs"]
+mod platform;
+
+#[cfg(any(windows, target_os = "macos"))]
+#[path = "screen_other.rs"]
+mod platform;
+
+use std::time::Instant;
+
+use capture_shared::ids::MonitorId;
+use capture_shared::protocol::MonitorInfo;
+
+use super::{CaptureError, Grab, Image, MonitorCapture, PointerSource, ScreenSource};
+
+/// The real screen.
+#[derive(Debug, Default, Clone)]
+pub struct Screen {
+    /// The display to capture (an X11 display name such as `:1`); the session's own when `None`.
+    pub display: Option<String>,
+}
+
+impl Screen {
+    fn displays(&self) -> Result<Vec<scrap::Display>, CaptureError> {
+        platform::displays(self.display.as_deref())
+            .map_err(|e| CaptureError::NoDisplay(e.to_string()))
+    }
+}
+
+impl ScreenSource for Screen {
+    fn monitors(&self) -> Result<Vec<MonitorInfo>, CaptureError> {
+        let displays = self.displays()?;
+        let mut monitors = Vec::with_capacity(displays.len());
+        for (index, display) in displays.iter().enumerate() {
+            let (x, y, primary) = platform::placement(display, index);
+            monitors.push(MonitorInfo {
+                id: MonitorId(u16::try_from(index).unwrap_or(u16::MAX)),
+                x,
+                y,
+                width: u32::try_from(display.width()).unwrap_or(0),
+                height: u32::try_from(display.height()).unwrap_or(0),
+                scale: 1.0,
+                primary,
+            });
+        }
+        if monitors.is_empty() {
+            return Err(CaptureError::NoDisplay("no monitors".into()));
+        }
+        Ok(monitors)
+    }
+
+    fn open(&self, monitor: MonitorId) -> Result<Box<dyn MonitorCapture>, CaptureError> {
+        let display = self
+            .displays()?
+            .into_iter()
+            .nth(usize::from(monitor.0))
+            .ok_or(CaptureError::NoSuchMonitor(monitor))?;
+        let capturer = scrap::Capturer::new(display)?;
+        Ok(Box::new(ScreenCapture {
+            capturer,
+            requested: Instant::now(),
+        }))
+    }
+
+    fn pointer(&self) -> Box<dyn PointerSource> {
+        platform::pointer(self.display.as_deref())
+    }
+}
+
+/// A capture of one real monitor.
+struct ScreenCapture {
+    capturer: scrap::Capturer,
+    /// When the image the next `frame()` call returns was requested (X11).
+    requested: Instant,
+}
+
+impl MonitorCapture for ScreenCapture {
+    fn grab(&mut self) -> Result<Option<Grab>, CaptureError> {
+        let (width, height) = (self.capturer.width(), self.capturer.height());
+        let Some((bytes, at)) = platform::fresh_frame(&mut self.capturer, &mut self.requested)?
+        else {
+            return Ok(None);
+        };
+        let stride = bytes.len().checked_div(height).unwrap_or(0);
+        if stride < width * 4 {
+            return Err(CaptureError::Io(std::io::Error::other(format!(
+                "frame of {} bytes is too small for {width}x{height}",
+                bytes.len()
+            ))));
+        }
+        Ok(Some(Grab {
+            image: Image {
+                width: u32::try_from(width).unwrap_or(0),
+                height: u32::try_from(height).unwrap_or(0),
+                stride,
+                bgra: bytes,
+            },
+            at,
+        }))
+    }
+}

@@ -1,0 +1,89 @@
+//! X11: RandR monitors, scrap's one-call delay, the pointer from the X server.
+//!
+//! scrap's X11 `frame()` returns the image requested by the *previous* call and requests the next
+//! one. A loop that calls it once per tick would show the screen one tick late. We call it twice:
+//! the first call's (stale) image is discarded and its new request is answered at once by the
+//! second, so the image is fresh and stamped with when it was requested.
+
+use std::io;
+use std::time::Instant;
+
+use x11rb::connection::Connection as _;
+use x11rb::protocol::xproto::ConnectionExt as _;
+use x11rb::rust_connection::RustConnection;
+
+use super::super::{CaptureError, PointerSource};
+
+/// The monitors of display `name`, or of `DISPLAY`.
+pub fn displays(name: Option<&str>) -> io::Result<Vec<scrap::Display>> {
+    match name {
+        Some(name) => scrap::Display::all_on(name),
+        None => scrap::Display::all(),
+    }
+}
+
+/// A monitor's origin in the virtual desktop and whether it is the primary one.
+pub fn placement(display: &scrap::Display, _index: usize) -> (i32, i32, bool) {
+    let (x, y) = display.origin();
+    (x, y, display.is_primary())
+}
+
+/// A fresh frame and when it was requested.
+pub fn fresh_frame(
+    capturer: &mut scrap::Capturer,
+    requested: &mut Instant,
+) -> Result<Option<(Vec<u8>, Instant)>, CaptureError> {
+    let _stale = capturer.frame()?.len();
+    let at = Instant::now();
+    let frame = capturer.frame()?;
+    let bytes = frame.to_vec();
+    *requested = Instant::now();
+    Ok(Some((bytes, at)))
+}
+
+/// The pointer, read from the X server with its own connection.
+pub fn pointer(display: Option<&str>) -> Box<dyn PointerSource> {
+    Box::new(X11Pointer {
+        display: display.map(str::to_owned),
+        connection: None,
+    })
+}
+
+struct X11Pointer {
+    display: Option<String>,
+    connection: Option<(RustConnection, u32)>,
+}
+
+impl X11Pointer {
+    fn connect(display: Option<&str>) -> io::Result<(RustConnection, u32)> {
+        let (connection, screen) = x11rb::connect(display).map_err(io::Error::other)?;
+        let root = connection
+            .setup()
+            .roots
+            .get(screen)
+            .map(|s| s.root)
+            .ok_or_else(|| io::Error::other("no X screen"))?;
+        Ok((connection, root))
+    }
+}
+
+impl PointerSource for X11Pointer {
+    fn position(&mut self) -> Option<(i32, i32)> {
+        if self.connection.is_none() {
+            self.connection = Self::connect(self.display.as_deref()).ok();
+        }
+        let (connection, root) = self.connection.as_ref()?;
+        let reply = connection
+            .query_pointer(*root)
+            .ok()
+            .and_then(|cookie| cookie.reply().ok());
+        match reply {
+            Some(reply) => Some((i32::from(reply.root_x), i32::from(reply.root_y))),
+            None => {
+                // The server went away: reconnect next time.
+                self.connection = None;
+                None
+            }
+        }
+    }
+}

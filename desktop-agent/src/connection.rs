@@ -1,0 +1,215 @@
+//! The connection to the recorder: `wss://<server>/agent/v1` over rustls, always verified (the
+//! system's roots plus, when configured, the organisation's CA file — never "accept any
+//! certificate"), the `Hello`/`Welcome` handshake, and typed errors that say whether to retry.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use capture_shared::protocol::{
+    AgentMessage, Hello, MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, RefusalCode, ServerMessage,
+    Welcome,
+};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// The agent's websocket.
+pub type Socket = WebSocketStream<TlsStream<TcpStream>>;
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server URL is not `https://host[:port]`.
+    #[error("bad server url {0:?}: expected https://host[:port]")]
+    BadUrl(String),
+    /// The CA file could not be read.
+    #[error("ca file {path}: {message}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Network, TLS or websocket failure: retry later.
+    #[error("connection failed: {0}")]
+    Network(String),
+    /// The server refused the handshake.
+    #[error("refused by the server ({code:?}): {message}")]
+    Refused {
+        /// Machine-readable reason.
+        code: RefusalCode,
+        /// Detail.
+        message: String,
+    },
+}
+
+impl ConnectError {
+    /// Whether trying again later can succeed (a wrong credential or version cannot).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ConnectError::Network(_) => true,
+            ConnectError::Refused { code, .. } => matches!(
+                code,
+                RefusalCode::ShuttingDown | RefusalCode::AlreadyConnected
+            ),
+            ConnectError::BadUrl(_) | ConnectError::CaFile { .. } => false,
+        }
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Host name (checked against the certificate).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The TLS settings.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl Endpoint {
+    /// An endpoint for `https://host[:port]`, trusting the system roots and `ca_file`.
+    pub fn new(server: &str, ca_file: Option<&Path>) -> Result<Endpoint, ConnectError> {
+        let (host, port) = parse_server(server)?;
+        Ok(Endpoint {
+            host,
+            port,
+            tls: Arc::new(tls_config(ca_file)?),
+        })
+    }
+
+    /// The base URL (`https://host:port`).
+    pub fn base_url(&self) -> String {
+        format!("https://{}:{}", self.host, self.port)
+    }
+}
+
+/// Splits `https://host[:port][/]` (port 443 by default).
+pub fn parse_server(server: &str) -> Result<(String, u16), ConnectError> {
+    let bad = || ConnectError::BadUrl(server.to_owned());
+    let rest = server.strip_prefix("https://").ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') {
+        return Err(bad());
+    }
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => {
+            Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+        }
+        Some(_) => Err(bad()),
+        None => Ok((rest.to_owned(), 443)),
+    }
+}
+
+/// rustls client settings: system roots plus the configured CA.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ConnectError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    for cert in system.certs {
+        // A system certificate rustls cannot use is skipped, as browsers do.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let ca_error = |message: String| ConnectError::CaFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))? {
+            roots
+                .add(cert.map_err(|e| ca_error(e.to_string()))?)
+                .map_err(|e| ca_error(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ca_error("no certificate in the file".into()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectError::Network(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Connects and shakes hands; returns the socket and the server's settings.
+pub async fn connect(
+    endpoint: &Endpoint,
+    hello: &Hello,
+) -> Result<(Socket, Welcome), ConnectError> {
+    let network = |e: &dyn std::fmt::Display| ConnectError::Network(e.to_string());
+    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| network(&e))?;
+    tcp.set_nodelay(true).map_err(|e| network(&e))?;
+    let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| network(&e))?;
+    let stream = tokio_rustls::TlsConnector::from(endpoint.tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| network(&e))?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)))
+        .max_frame_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)));
+    let url = format!("wss://{}:{}/agent/v1", endpoint.host, endpoint.port);
+    let (mut socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .map_err(|e| network(&e))?;
+    use futures_util::{SinkExt as _, StreamExt as _};
+    socket
+        .send(Message::text(AgentMessage::Hello(hello.clone()).to_json()))
+        .await
+        .map_err(|e| network(&e))?;
+    let answer = tokio::time::timeout(capture_shared::protocol::HELLO_TIMEOUT, socket.next())
+        .await
+        .map_err(|_| ConnectError::Network("no answer to the hello".into()))?;
+    match answer {
+        Some(Ok(Message::Text(text))) => match ServerMessage::parse(text.as_str()) {
+            Ok(ServerMessage::Welcome(welcome)) => Ok((socket, welcome)),
+            Ok(ServerMessage::Refused(refusal)) => Err(ConnectError::Refused {
+                code: refusal.code,
+                message: refusal.message,
+            }),
+            Ok(other) => Err(ConnectError::Network(format!(
+                "unexpected first answer {other:?}"
+            ))),
+            Err(error) => Err(network(&error)),
+        },
+        Some(Ok(other)) => Err(ConnectError::Network(format!(
+            "unexpected first answer {other:?}"
+        ))),
+        Some(Err(error)) => Err(network(&error)),
+        None => Err(ConnectError::Network("closed during the handshake".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_https_host_and_port() {
+        assert_eq!(
+            parse_server("https://rec.example.com:8443/").expect("ok"),
+            ("rec.example.com".into(), 8443)
+        );
+        assert_eq!(
+            parse_server("https://rec.example.com").expect("ok"),
+            ("rec.example.com".into(), 443)
+        );
+        for bad in [
+            "http://x:1",
+            "https://",
+            "https://x:port",
+            "https://x/path",
+            "x:1",
+        ] {
+            assert!(parse_server(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `capture-agent`: enrol this machine, run the agent, or show its status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use capture_agent::agent::{Agent, Identity, Status};
+use capture_agent::clock::AgentClock;
+use capture_agent::config::{AgentConfig, default_path};
+use capture_agent::connection::{Endpoint, connect};
+use capture_agent::enroll::{EnrollRequest, enroll};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "capture-agent", version, about = "Capture's desktop agent")]
+struct Cli {
+    /// The configuration file (default: the user's config directory, capture/agent.toml).
+    #[arg(long, env = "CAPTURE_AGENT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info", global = true)]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enrol this machine with the recorder and write the configuration file.
+    Enroll {
+        /// The recorder, https://host[:port].
+        #[arg(long)]
+        server: String,
+        /// The organisation's enrolment token.
+        #[arg(long, env = "CAPTURE_AGENT_ENROLMENT_TOKEN", hide_env_values = true)]
+        token: String,
+        /// An extra CA certificate (PEM) to trust for the recorder.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// The agent's Webex email (maps this desktop to its Webex person).
+        #[arg(long)]
+        email: Option<String>,
+        /// What to capture (screen, synthetic-office, synthetic-still).
+        #[arg(long, default_value = "screen")]
+        source: String,
+    },
+    /// Run the agent until stopped (SIGTERM / Ctrl-C).
+    Run,
+    /// Check the configuration and the connection to the recorder, print JSON.
+    Status,
+}
+
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn machine() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn identity(config: &AgentConfig) -> Identity {
+    Identity {
+        agent_id: config.agent_id,
+        credential: config.credential.clone(),
+        os_user: os_user(),
+        machine: machine(),
+    }
+}
+
+async fn main_async(cli: Cli) -> anyhow::Result<()> {
+    let path = cli.config.clone().unwrap_or_else(default_path);
+    match cli.command {
+        Command::Enroll {
+            server,
+            token,
+            ca_file,
+            email,
+            source,
+        } => {
+            capture_agent::source(&source).map_err(anyhow::Error::msg)?;
+            let (user, host) = (os_user(), machine());
+            let enrolled = enroll(
+                &server,
+                ca_file.as_deref(),
+                &EnrollRequest {
+                    token: &token,
+                    machine: &host,
+                    os_user: &user,
+                    email: email.as_deref(),
+                },
+            )
+            .await?;
+            let config = AgentConfig {
+                server,
+                ca_file,
+                agent_id: enrolled.agent_id,
+                credential: enrolled.credential,
+                source,
+            };
+            config
+                .save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({ "agent_id": config.agent_id, "config": path })
+            );
+            Ok(())
+        }
+        Command::Run => {
+            let config = AgentConfig::load(&path)?;
+            let agent = Agent {
+                endpoint: Endpoint::new(&config.server, config.ca_file.as_deref())?,
+                identity: identity(&config),
+                source: capture_agent::source(&config.source).map_err(anyhow::Error::msg)?,
+                clock: AgentClock::new(),
+                status: Arc::new(Mutex::new(Status::default())),
+            };
+            let cancel = CancellationToken::new();
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            });
+            agent.run(cancel).await?;
+            Ok(())
+        }
+        Command::Status => {
+            let config = AgentConfig::load(&path)?;
+            let endpoint = Endpoint::new(&config.server, config.ca_file.as_deref())?;
+            let source = capture_agent::source(&config.source).map_err(anyhow::Error::msg)?;
+            let monitors = source.monitors()?;
+            let hello = capture_shared::protocol::Hello {
+                protocol_version: capture_shared::protocol::PROTOCOL_VERSION,
+                agent_id: config.agent_id,
+                credential: config.credential.clone(),
+                os_user: os_user(),
+                machine: machine(),
+                monitors: monitors.clone(),
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+            };
+            let connection = match connect(&endpoint, &hello).await {
+                Ok((_, welcome)) => serde_json::json!({ "ok": true, "settings": welcome.settings }),
+                Err(error) => serde_json::json!({ "ok": false, "error": error.to_string() }),
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "config": path,
+                    "server": config.server,
+                    "agent_id": config.agent_id,
+                    "source": config.source,
+                    "monitors": monitors,
+                    "connection": connection,
+                })
+            );
+            Ok(())
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("capture-agent: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_async(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("capture-agent: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
