@@ -309,7 +309,7 @@ async fn a_call_records_the_screen_and_the_export_plays() -> anyhow::Result<()> 
         };
         let mut capture = screen.open(MonitorId(0))?;
         capture
-            .grab()?
+            .grab(true)?
             .ok_or_else(|| anyhow::anyhow!("no grab"))?
             .image
     };

@@ -84,8 +84,10 @@ pub trait ScreenSource: Send + Sync + std::fmt::Debug {
 
 /// A capture of one monitor.
 pub trait MonitorCapture {
-    /// The monitor's current image; `None` when the platform has nothing new yet.
-    fn grab(&mut self) -> Result<Option<Grab>, CaptureError>;
+    /// The monitor's current image; `None` when the platform knows nothing changed since the
+    /// last grab (X11's DAMAGE extension) or has nothing new yet. `force` reads the screen anyway
+    /// (keyframe requests, the periodic safety read).
+    fn grab(&mut self, force: bool) -> Result<Option<Grab>, CaptureError>;
 }
 
 /// Where the mouse pointer is, in virtual-desktop pixels; `None` when unknown.

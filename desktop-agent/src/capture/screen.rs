@@ -66,6 +66,8 @@ impl ScreenSource for Screen {
         Ok(Box::new(ScreenCapture {
             capturer,
             requested: Instant::now(),
+            changes: platform::ChangeWatch::new(self.display.as_deref()),
+            first: true,
         }))
     }
 
@@ -79,10 +81,18 @@ struct ScreenCapture {
     capturer: scrap::Capturer,
     /// When the image the next `frame()` call returns was requested (X11).
     requested: Instant,
+    /// Whether the screen changed since the last grab, where the platform can tell.
+    changes: platform::ChangeWatch,
+    first: bool,
 }
 
 impl MonitorCapture for ScreenCapture {
-    fn grab(&mut self) -> Result<Option<Grab>, CaptureError> {
+    fn grab(&mut self, force: bool) -> Result<Option<Grab>, CaptureError> {
+        // An unchanged screen costs no read at all (the detector would drop it anyway).
+        let changed = self.changes.changed();
+        if !(changed || force || std::mem::take(&mut self.first)) {
+            return Ok(None);
+        }
         let (width, height) = (self.capturer.width(), self.capturer.height());
         let Some((bytes, at)) = platform::fresh_frame(&mut self.capturer, &mut self.requested)?
         else {

@@ -47,3 +47,18 @@ impl PointerSource for NoPointer {
         None
     }
 }
+
+/// No change notifications here: every grab reads the screen.
+pub struct ChangeWatch;
+
+impl ChangeWatch {
+    /// A watch that always says "changed".
+    pub fn new(_display: Option<&str>) -> ChangeWatch {
+        ChangeWatch
+    }
+
+    /// Always true.
+    pub fn changed(&mut self) -> bool {
+        true
+    }
+}

@@ -17,6 +17,10 @@ use crate::clock::AgentClock;
 /// Pause after a failed grab before the next attempt.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
+/// A read of the screen at least this often even without change notifications, in case a
+/// drawing path does not report damage (the detector drops it when nothing changed).
+pub const SAFETY_READ: Duration = Duration::from_secs(5);
+
 /// The capture stage of one monitor.
 #[derive(Debug)]
 pub struct CaptureStage {
@@ -56,9 +60,13 @@ impl CaptureStage {
             }
         };
         let mut next = Instant::now();
+        let mut last_read = Instant::now();
         while !self.controls.stop.load(Ordering::Relaxed) {
-            match capture.grab() {
+            let force = self.controls.keyframe.load(Ordering::Relaxed)
+                || last_read.elapsed() >= SAFETY_READ;
+            match capture.grab(force) {
                 Ok(Some(grab)) => {
+                    last_read = Instant::now();
                     let captured = Captured {
                         at: self.clock.at(grab.at),
                         image: grab.image,

@@ -3,6 +3,7 @@
 //! Each benchmark prints what it does as it goes and, as its last line, `RESULT {json}` with its
 //! figures (units in the key names). BENCHMARKS.md lists every NAME and the latest figures.
 
+mod agent;
 mod scn;
 mod webhooks;
 
@@ -12,7 +13,9 @@ const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N]\n\
 names:\n  \
 scn-append    SCN append throughput with each fsync policy (screen-stream record mix)\n  \
 scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 MB)\n  \
-webhooks      signed Webex webhooks over loopback TLS at --rate per second (default 1000) for --seconds (default 60)";
+webhooks      signed Webex webhooks over loopback TLS at --rate per second (default 1000) for --seconds (default 60)\n  \
+agent-office  the real agent on Xvfb 1920x1080 with a scripted CRM page in chromium, --seconds (default 300)\n  \
+agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)";
 
 /// Flags shared by the benchmarks.
 pub struct Options {
@@ -47,6 +50,8 @@ fn main() -> anyhow::Result<()> {
         "scn-append" => scn::append(&options)?,
         "scn-recover" => scn::recover(&options)?,
         "webhooks" => webhooks::run(&options)?,
+        "agent-office" => agent::run(&options, agent::Workload::Office)?,
+        "agent-static" => agent::run(&options, agent::Workload::Static)?,
         _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
     };
     println!("RESULT {result}");

@@ -1,0 +1,367 @@
+//! `agent-office` and `agent-static`: the real agent (`capture-agent run`, release build, its own
+//! process) capturing an Xvfb 1920×1080 display, the real server in this process.
+//!
+//! - `agent-office`: Debian's chromium shows a CRM page that types into a form (four characters a
+//!   second, caret blinking), scrolls a list every 2 s and switches "windows" every 20 s;
+//! - `agent-static`: a drawn desktop where nothing moves.
+//!
+//! Phase 1 measures first-frame latency: 20 short calls, each from the alerting webhook's answer
+//! to the first video record on disk in the call buffer. Phase 2 records one contact for
+//! `--seconds` (default 300) and measures the stream's bitrate from the SCN file (access units +
+//! frame headers, per 10 s of capture time), the agent process's CPU (utime + stime over the
+//! phase) and its peak RSS (VmHWM).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use capture_shared::ids::{MonitorId, PersonId};
+use capture_shared::scn::{Record, ScnReader, recover};
+use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_tests::server::TestServer;
+use capture_tests::webex::{CallScript, SECRET, post_signed};
+use capture_tests::xvfb::{Painter, Xvfb};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{Options, median, round};
+
+const FIRST_FRAME_CALLS: usize = 20;
+const WINDOW_US: u64 = 10_000_000;
+
+/// Which workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Chromium with the scripted CRM page.
+    Office,
+    /// Nothing moves.
+    Static,
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent_binary() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "capture-agent",
+            "--bin",
+            "capture-agent",
+        ])
+        .status()
+        .context("building capture-agent")?;
+    anyhow::ensure!(status.success(), "building capture-agent failed");
+    let exe = std::env::current_exe()?;
+    let binary = exe
+        .parent()
+        .context("no target directory")?
+        .join("capture-agent");
+    anyhow::ensure!(binary.exists(), "{} not found", binary.display());
+    Ok(binary)
+}
+
+/// CPU seconds (user + system) of a process.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("bad stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state(0) ... utime(11) stime(12), in clock ticks (100 per second on Linux).
+    let utime: f64 = fields.get(11).context("utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("stime")?.parse()?;
+    Ok((utime + stime) / 100.0)
+}
+
+/// Peak resident set of a process, MB.
+fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM")?;
+    let kb: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+fn first_video_exists(path: &Path) -> bool {
+    let Ok(mut reader) = ScnReader::open(path) else {
+        return false;
+    };
+    while let Ok(Some(record)) = reader.next_record() {
+        if matches!(record, Record::Video { .. }) {
+            return true;
+        }
+    }
+    false
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// Runs one of the two benchmarks.
+pub fn run(options: &Options, workload: Workload) -> anyhow::Result<serde_json::Value> {
+    let seconds = if options.seconds == 0 {
+        300
+    } else {
+        options.seconds
+    };
+    let binary = agent_binary()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(binary, seconds, workload))
+}
+
+async fn run_async(
+    binary: PathBuf,
+    seconds: u64,
+    workload: Workload,
+) -> anyhow::Result<serde_json::Value> {
+    let xvfb = Xvfb::start(&[(1920, 1080)])?;
+    let scratch = tempfile::tempdir()?;
+    let _desktop = match workload {
+        Workload::Office => {
+            let page = scratch.path().join("office.html");
+            std::fs::write(&page, include_str!("office.html"))?;
+            let chromium = Command::new("chromium")
+                .env("DISPLAY", &xvfb.display)
+                .args([
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-features=Translate",
+                    "--window-position=0,0",
+                    "--window-size=1920,1080",
+                    "--kiosk",
+                ])
+                .arg(format!(
+                    "--user-data-dir={}",
+                    scratch.path().join("chromium").display()
+                ))
+                .arg(format!("file://{}", page.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting chromium (Debian package chromium)")?;
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            (Some(Killed(chromium)), None)
+        }
+        Workload::Static => {
+            let painter = Painter::open(&xvfb.display, 0)?;
+            painter.fill(0, 0, 1920, 40, 0x1e5a9c)?;
+            for line in 0..30 {
+                painter.text(
+                    40,
+                    80 + line * 30,
+                    &format!(
+                        "#{:05}  Invoice question  open  {} min ago",
+                        5000 + line,
+                        line
+                    ),
+                )?;
+            }
+            (None, Some(painter))
+        }
+    };
+
+    let server = TestServer::start_with(|config| config.integration.wrap_up_s = 1).await?;
+    let token = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
+    let ca = server.ca_file();
+    let enrolled = capture_agent::enroll::enroll(
+        &server.base_url(),
+        Some(&ca),
+        &capture_agent::enroll::EnrollRequest {
+            token: token.trim(),
+            machine: "bench-pc",
+            os_user: "bench",
+            email: None,
+        },
+    )
+    .await?;
+    let person = Uuid::new_v4();
+    let store = capture_server::store::Store::open(server.data_dir.path()).await?;
+    store
+        .set_agent_person(enrolled.agent_id, PersonId(person))
+        .await?;
+    store.close().await;
+    let config = capture_agent::config::AgentConfig {
+        server: server.base_url(),
+        ca_file: Some(ca),
+        agent_id: enrolled.agent_id,
+        credential: enrolled.credential,
+        source: "screen".into(),
+    };
+    let config_path = scratch.path().join("agent.toml");
+    config.save(&config_path)?;
+    let agent = Killed(
+        Command::new(&binary)
+            .args(["run", "--log-level", "warn", "--config"])
+            .arg(&config_path)
+            .env("DISPLAY", &xvfb.display)
+            .spawn()
+            .context("starting capture-agent")?,
+    );
+    let pid = agent.0.id();
+    wait_connected(&server).await?;
+    eprintln!("agent {pid} connected; phase 1: {FIRST_FRAME_CALLS} calls for first-frame latency");
+
+    let url = format!("{}/webhooks/webex", server.base_url());
+    let client = server.client()?;
+    let post = |call: &mut CallScript, state: &str, at: i64| {
+        let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at))).unwrap_or_default();
+        let (client, url) = (client.clone(), url.clone());
+        async move { post_signed(&client, &url, SECRET, &body).await }
+    };
+    let buffer = server.data_dir.path().join("buffer");
+    let mut first_frame_ms = Vec::new();
+    for n in 0..FIRST_FRAME_CALLS {
+        let now = UtcMicros::now().to_millis().0;
+        let mut call = CallScript::new(person, 100 + n as u64, Uuid::new_v4(), UtcMillis(now));
+        let before: Vec<PathBuf> = scn_files(&buffer);
+        let started = Instant::now();
+        post(&mut call, "alerting", now).await?;
+        let path = loop {
+            if let Some(path) = scn_files(&buffer).into_iter().find(|p| !before.contains(p))
+                && first_video_exists(&path)
+            {
+                break path;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(20),
+                "no first frame"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        first_frame_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        post(&mut call, "connected", now + 200).await?;
+        post(&mut call, "disconnected", now + 400).await?;
+        wait_closed(&path).await?;
+    }
+    eprintln!("first frame ms: {first_frame_ms:?}");
+
+    eprintln!("phase 2: one contact for {seconds} s");
+    let now = UtcMicros::now().to_millis().0;
+    let mut call = CallScript::new(person, 999, Uuid::new_v4(), UtcMillis(now));
+    let before = scn_files(&buffer);
+    let cpu_before = cpu_seconds(pid)?;
+    let wall = Instant::now();
+    post(&mut call, "alerting", now).await?;
+    post(&mut call, "connected", now + 1_000).await?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let wall_s = wall.elapsed().as_secs_f64();
+    let rss = peak_rss_mb(pid)?;
+    post(&mut call, "disconnected", UtcMicros::now().to_millis().0).await?;
+    let path = scn_files(&buffer)
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .context("no scn file for the long contact")?;
+    wait_closed(&path).await?;
+
+    let records = recover(&path)?.records;
+    let mut windows: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    let (mut frames, mut keyframes, mut bytes) = (0u64, 0u64, 0u64);
+    let mut first_us = None;
+    for record in &records {
+        if let Record::Video {
+            monitor: MonitorId(0),
+            captured,
+            keyframe,
+            data,
+            ..
+        } = record
+        {
+            let first = *first_us.get_or_insert(captured.0);
+            let size = data.len() as u64 + 36;
+            *windows.entry((captured.0 - first) / WINDOW_US).or_default() += size;
+            frames += 1;
+            keyframes += u64::from(*keyframe);
+            bytes += size;
+        }
+    }
+    let full_windows = (seconds * 1_000_000 / WINDOW_US).max(1);
+    let mut window_kbps: Vec<f64> = (0..full_windows)
+        .map(|w| windows.get(&w).copied().unwrap_or(0) as f64 * 8.0 / 10.0 / 1000.0)
+        .collect();
+    let kbps_mean = bytes as f64 * 8.0 / seconds as f64 / 1000.0;
+    let export = scratch.path().join("export.mp4");
+    capture_server::media::export::export(&path, MonitorId(0), &export)?;
+    let kept = std::env::var_os("BENCH_KEEP_EXPORT").map(PathBuf::from);
+    if let Some(kept) = &kept {
+        std::fs::copy(&export, kept)?;
+        eprintln!("export kept at {}", kept.display());
+    }
+    drop(agent);
+    server.stop().await?;
+    Ok(json!({
+        "workload": if workload == Workload::Office { "office" } else { "static" },
+        "seconds": seconds,
+        "kbps_mean": round(kbps_mean, 2),
+        "kbps_p95": round(percentile(&mut window_kbps, 95.0), 2),
+        "cpu_pct_of_core": round(cpu / wall_s * 100.0, 2),
+        "rss_mb_max": round(rss, 1),
+        "first_frame_ms_p50": round(median(&mut first_frame_ms.clone()), 1),
+        "first_frame_ms_p99": round(percentile(&mut first_frame_ms, 99.0), 1),
+        "frames": frames,
+        "keyframes": keyframes,
+        "fps_mean": round(frames as f64 / seconds as f64, 2),
+    }))
+}
+
+fn scn_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "scn"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_closed(path: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if recover(path).is_ok_and(|r| r.ended) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{} was not closed", path.display())
+}
+
+async fn wait_connected(server: &TestServer) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let agents = server.api_get("/api/v1/agents").await?;
+        if agents["items"][0]["connected"] == true {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the agent did not connect")
+}
