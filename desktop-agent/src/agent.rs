@@ -263,10 +263,11 @@ impl Agent {
         }
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         let mut pointer_flush = tokio::time::interval(POINTER_FLUSH);
-        // Three quick clock measurements first, then one per CLOCK_SYNC_INTERVAL.
+        // Three quick clock measurements first, then one per CLOCK_SYNC_INTERVAL. A ping without
+        // its pong for HEARTBEAT_TIMEOUT means the server is gone.
         let mut next_ping = Instant::now();
         let mut pings_sent: u64 = 0;
-        let mut server_deadline = Instant::now() + HEARTBEAT_TIMEOUT;
+        let mut ping_unanswered_since: Option<Instant> = None;
         loop {
             let outgoing = tokio::select! {
                 () = cancel.cancelled() => {
@@ -274,11 +275,15 @@ impl Agent {
                     return End::Cancelled;
                 }
                 incoming = socket.next() => {
-                    server_deadline = Instant::now() + HEARTBEAT_TIMEOUT;
                     match incoming {
                         Some(Ok(Message::Text(text))) => match ServerMessage::parse(text.as_str()) {
                             Ok(ServerMessage::Refused(refusal)) => return End::Refused(refusal.code, refusal.message),
-                            Ok(message) => self.command(message, state),
+                            Ok(message) => {
+                                if matches!(message, ServerMessage::Pong { .. }) {
+                                    ping_unanswered_since = None;
+                                }
+                                self.command(message, state)
+                            }
                             Err(error) => {
                                 tracing::warn!(%error, "unreadable message from the recorder");
                                 Vec::new()
@@ -311,10 +316,13 @@ impl Agent {
                 }
                 () = tokio::time::sleep_until(next_ping) => {
                     pings_sent += 1;
+                    ping_unanswered_since.get_or_insert_with(Instant::now);
                     next_ping = Instant::now() + if pings_sent < 3 { Duration::from_millis(300) } else { CLOCK_SYNC_INTERVAL };
                     vec![control(&AgentMessage::Ping { nonce: pings_sent, agent_sent: self.clock.now() })]
                 }
-                () = tokio::time::sleep_until(server_deadline) => return End::Lost("the recorder went silent".into()),
+                () = tokio::time::sleep_until(ping_unanswered_since.map_or(far_future(), |t| t + HEARTBEAT_TIMEOUT)) => {
+                    return End::Lost("the recorder answers no ping".into());
+                }
             };
             for message in outgoing {
                 if let Err(error) = socket.send(message).await {
@@ -497,6 +505,10 @@ impl Agent {
         });
         messages
     }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
 }
 
 fn control(message: &AgentMessage) -> Message {

@@ -11,6 +11,8 @@
 pub mod screen;
 pub mod synthetic;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use capture_shared::ids::MonitorId;
@@ -31,7 +33,7 @@ pub enum CaptureError {
 }
 
 /// One captured screen image, BGRA, rows of `stride` bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Image {
     /// Width in pixels.
     pub width: u32,
@@ -41,24 +43,119 @@ pub struct Image {
     pub stride: usize,
     /// The pixels, `stride * height` bytes, B G R A per pixel.
     pub bgra: Vec<u8>,
+    /// The pool the pixel buffer returns to when the image is dropped.
+    pool: Option<Arc<ImagePool>>,
+}
+
+impl Clone for Image {
+    /// A copy outside any pool.
+    fn clone(&self) -> Image {
+        Image {
+            width: self.width,
+            height: self.height,
+            stride: self.stride,
+            bgra: self.bgra.clone(),
+            pool: None,
+        }
+    }
+}
+
+impl PartialEq for Image {
+    fn eq(&self, other: &Image) -> bool {
+        (self.width, self.height, self.stride) == (other.width, other.height, other.stride)
+            && self.bgra == other.bgra
+    }
+}
+
+impl Eq for Image {}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.give(std::mem::take(&mut self.bgra));
+        }
+    }
 }
 
 impl Image {
-    /// A blank (black) image.
-    pub fn black(width: u32, height: u32) -> Image {
-        let stride = width as usize * 4;
+    /// An image of these pixels, outside any pool.
+    pub fn new(width: u32, height: u32, stride: usize, bgra: Vec<u8>) -> Image {
         Image {
             width,
             height,
             stride,
-            bgra: vec![0; stride * height as usize],
+            bgra,
+            pool: None,
         }
+    }
+
+    /// A blank (black) image.
+    pub fn black(width: u32, height: u32) -> Image {
+        let stride = width as usize * 4;
+        Image::new(width, height, stride, vec![0; stride * height as usize])
     }
 
     /// One row's pixels (without stride padding).
     pub fn row(&self, y: u32) -> &[u8] {
         let start = y as usize * self.stride;
         &self.bgra[start..start + self.width as usize * 4]
+    }
+}
+
+/// Pixel buffers of one capture, at most [`ImagePool::MAX_BUFFERS`] alive at once: a 1080p
+/// buffer is 8 MB, and this is what bounds the pipeline's memory, whatever the stages do.
+#[derive(Debug, Default)]
+pub struct ImagePool {
+    free: Mutex<Vec<Vec<u8>>>,
+    alive: AtomicUsize,
+}
+
+impl ImagePool {
+    /// Buffers alive at most. One: capture, detection and conversion take a few milliseconds
+    /// each, far less than a frame interval, so a second buffer would only let a capture wait
+    /// in a queue; while the one buffer is busy a change is remembered and read next tick.
+    pub const MAX_BUFFERS: usize = 1;
+
+    /// An image of `len` bytes from the pool; `None` when every buffer is in use (the capture
+    /// is skipped, as when a queue is full).
+    pub fn take(
+        self: &Arc<Self>,
+        width: u32,
+        height: u32,
+        stride: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Option<Image> {
+        let recycled = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut buffer = match recycled {
+            Some(buffer) => buffer,
+            None => {
+                if self.alive.load(Ordering::Acquire) >= Self::MAX_BUFFERS {
+                    return None;
+                }
+                self.alive.fetch_add(1, Ordering::AcqRel);
+                Vec::new()
+            }
+        };
+        buffer.clear();
+        fill(&mut buffer);
+        Some(Image {
+            width,
+            height,
+            stride,
+            bgra: buffer,
+            pool: Some(self.clone()),
+        })
+    }
+
+    fn give(&self, buffer: Vec<u8>) {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(buffer);
     }
 }
 
@@ -127,5 +224,22 @@ mod tests {
         assert_eq!(locate(&monitors, (1920, 5)), Some((MonitorId(1), 0, 5)));
         assert_eq!(locate(&monitors, (3200, 5)), None);
         assert_eq!(locate(&monitors, (-1, 5)), None);
+    }
+
+    #[test]
+    fn the_pool_bounds_live_buffers_and_reuses_them() {
+        let pool = Arc::new(ImagePool::default());
+        let fill = |b: &mut Vec<u8>| b.resize(16, 7);
+        let taken: Vec<Image> = (0..ImagePool::MAX_BUFFERS)
+            .map(|_| pool.take(2, 2, 8, fill).expect("within the bound"))
+            .collect();
+        assert!(pool.take(2, 2, 8, fill).is_none(), "one more is refused");
+        let pointer = taken[0].bgra.as_ptr();
+        drop(taken);
+        let again = pool
+            .take(2, 2, 8, fill)
+            .expect("a returned buffer is reused");
+        assert_eq!(again.bgra.as_ptr(), pointer);
+        assert_eq!(again.bgra, vec![7; 16]);
     }
 }

@@ -18,7 +18,9 @@ use std::time::Instant;
 use capture_shared::ids::MonitorId;
 use capture_shared::protocol::MonitorInfo;
 
-use super::{CaptureError, Grab, Image, MonitorCapture, PointerSource, ScreenSource};
+use std::sync::Arc;
+
+use super::{CaptureError, Grab, ImagePool, MonitorCapture, PointerSource, ScreenSource};
 
 /// The real screen.
 #[derive(Debug, Default, Clone)]
@@ -68,6 +70,8 @@ impl ScreenSource for Screen {
             requested: Instant::now(),
             changes: platform::ChangeWatch::new(self.display.as_deref()),
             first: true,
+            missed: false,
+            pool: Arc::new(ImagePool::default()),
         }))
     }
 
@@ -84,35 +88,42 @@ struct ScreenCapture {
     /// Whether the screen changed since the last grab, where the platform can tell.
     changes: platform::ChangeWatch,
     first: bool,
+    /// A change seen while no buffer was free: read it next time.
+    missed: bool,
+    pool: Arc<ImagePool>,
 }
 
 impl MonitorCapture for ScreenCapture {
     fn grab(&mut self, force: bool) -> Result<Option<Grab>, CaptureError> {
         // An unchanged screen costs no read at all (the detector would drop it anyway).
-        let changed = self.changes.changed();
+        let changed = self.changes.changed() || std::mem::take(&mut self.missed);
         if !(changed || force || std::mem::take(&mut self.first)) {
             return Ok(None);
         }
         let (width, height) = (self.capturer.width(), self.capturer.height());
-        let Some((bytes, at)) = platform::fresh_frame(&mut self.capturer, &mut self.requested)?
-        else {
-            return Ok(None);
-        };
-        let stride = bytes.len().checked_div(height).unwrap_or(0);
-        if stride < width * 4 {
-            return Err(CaptureError::Io(std::io::Error::other(format!(
-                "frame of {} bytes is too small for {width}x{height}",
-                bytes.len()
-            ))));
+        let pool = self.pool.clone();
+        let read = platform::fresh_frame(&mut self.capturer, &mut self.requested, |bytes| {
+            let stride = bytes.len().checked_div(height).unwrap_or(0);
+            if stride < width * 4 {
+                return Err(CaptureError::Io(std::io::Error::other(format!(
+                    "frame of {} bytes is too small for {width}x{height}",
+                    bytes.len()
+                ))));
+            }
+            let (w, h) = (
+                u32::try_from(width).unwrap_or(0),
+                u32::try_from(height).unwrap_or(0),
+            );
+            Ok(pool.take(w, h, stride, |buffer| buffer.extend_from_slice(bytes)))
+        })?;
+        match read {
+            Some((Some(image), at)) => Ok(Some(Grab { image, at })),
+            Some((None, _)) => {
+                // Every buffer is in the pipeline: skip this read, but not the change.
+                self.missed = changed;
+                Ok(None)
+            }
+            None => Ok(None),
         }
-        Ok(Some(Grab {
-            image: Image {
-                width: u32::try_from(width).unwrap_or(0),
-                height: u32::try_from(height).unwrap_or(0),
-                stride,
-                bgra: bytes,
-            },
-            at,
-        }))
     }
 }

@@ -21,15 +21,17 @@ pub fn placement(display: &scrap::Display, index: usize) -> (i32, i32, bool) {
     (x, 0, index == 0)
 }
 
-/// A frame when the platform has a new one (`WouldBlock` means "unchanged, try later").
-pub fn fresh_frame(
+/// A frame when the platform has a new one (`WouldBlock` means "unchanged, try later"), handed
+/// to `take` (which copies what it keeps).
+pub fn fresh_frame<R>(
     capturer: &mut scrap::Capturer,
     requested: &mut Instant,
-) -> Result<Option<(Vec<u8>, Instant)>, CaptureError> {
+    take: impl FnOnce(&[u8]) -> Result<R, CaptureError>,
+) -> Result<Option<(R, Instant)>, CaptureError> {
     let at = Instant::now();
     *requested = at;
     match capturer.frame() {
-        Ok(frame) => Ok(Some((frame.to_vec(), at))),
+        Ok(frame) => Ok(Some((take(&frame)?, at))),
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
         Err(error) => Err(error.into()),
     }

@@ -33,17 +33,18 @@ pub fn placement(display: &scrap::Display, _index: usize) -> (i32, i32, bool) {
     (x, y, display.is_primary())
 }
 
-/// A fresh frame and when it was requested.
-pub fn fresh_frame(
+/// A fresh frame, handed to `take` (which copies what it keeps), and when it was requested.
+pub fn fresh_frame<R>(
     capturer: &mut scrap::Capturer,
     requested: &mut Instant,
-) -> Result<Option<(Vec<u8>, Instant)>, CaptureError> {
+    take: impl FnOnce(&[u8]) -> Result<R, CaptureError>,
+) -> Result<Option<(R, Instant)>, CaptureError> {
     let _stale = capturer.frame()?.len();
     let at = Instant::now();
     let frame = capturer.frame()?;
-    let bytes = frame.to_vec();
+    let kept = take(&frame)?;
     *requested = Instant::now();
-    Ok(Some((bytes, at)))
+    Ok(Some((kept, at)))
 }
 
 /// Whether anything was drawn on the display since the last call (X DAMAGE on each root).

@@ -56,9 +56,8 @@ mod tests {
 
     #[test]
     fn odd_sizes_and_padded_rows_are_cropped_to_even() {
-        let mut image = Image::black(641, 361);
-        image.stride = 641 * 4 + 12;
-        image.bgra = vec![255; image.stride * 361];
+        let stride = 641 * 4 + 12;
+        let image = Image::new(641, 361, stride, vec![255; stride * 361]);
         let yuv = to_i420(&image);
         assert_eq!(yuv.dimensions(), (640, 360));
         // White stays white (full-range white maps to luma ≥ 235).

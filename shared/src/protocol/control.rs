@@ -75,7 +75,9 @@ impl Default for StreamSettings {
             fps_min: 1.0,
             fps_max: 5.0,
             bitrate_cap_kbps: 500,
-            keyframe_interval_s: 10,
+            // A 1080p keyframe of an office screen is 50–100 kB: one every 10 s alone would cost
+            // 40–80 kbit/s. Every 30 s bounds a seek to ≤ 30 s of (mostly tiny) changes.
+            keyframe_interval_s: 30,
         }
     }
 }

@@ -97,6 +97,27 @@ fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// Resident memory now and at its peak, with the rollup's split (anonymous, file, shared).
+fn memory_report(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let pick = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "VmRSS {} kB, VmHWM {} kB, Anonymous {} kB, Shared_Clean+Dirty {}+{} kB, threads {}",
+        pick(&status, "VmRSS:"),
+        pick(&status, "VmHWM:"),
+        pick(&rollup, "Anonymous:"),
+        pick(&rollup, "Shared_Clean:"),
+        pick(&rollup, "Shared_Dirty:"),
+        pick(&status, "Threads:"),
+    )
+}
+
 fn first_video_exists(path: &Path) -> bool {
     let Ok(mut reader) = ScnReader::open(path) else {
         return false;
@@ -262,6 +283,7 @@ async fn run_async(
         wait_closed(&path).await?;
     }
     eprintln!("first frame ms: {first_frame_ms:?}");
+    eprintln!("after phase 1: {}", memory_report(pid));
 
     eprintln!("phase 2: one contact for {seconds} s");
     let now = UtcMicros::now().to_millis().0;
@@ -275,6 +297,7 @@ async fn run_async(
     let cpu = cpu_seconds(pid)? - cpu_before;
     let wall_s = wall.elapsed().as_secs_f64();
     let rss = peak_rss_mb(pid)?;
+    eprintln!("after phase 2: {}", memory_report(pid));
     post(&mut call, "disconnected", UtcMicros::now().to_millis().0).await?;
     let path = scn_files(&buffer)
         .into_iter()
