@@ -568,3 +568,145 @@ async fn wait_for_json(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use capture_server::clock::Clock;
+    use capture_server::integration::link::NoAgentLink;
+    use capture_server::recorder::{CallBuffer, Verdict};
+    use capture_server::store::Store;
+    use capture_shared::scn::{Record, recover};
+
+    let dir = tempfile::tempdir()?;
+    let (agent, contact) = (AgentId(Uuid::new_v4()), ContactId(Uuid::new_v4()));
+    let header = |sequence: u64, keyframe: bool| FrameHeader {
+        contact,
+        monitor: MonitorId(0),
+        sequence,
+        captured: AgentMicros(1_000 + sequence),
+        keyframe,
+    };
+    let start = |store: &Store| {
+        Arc::new(CallBuffer::new(
+            dir.path().to_owned(),
+            store.clone(),
+            Clock::system(),
+            Arc::new(NoAgentLink),
+        ))
+    };
+    // First run: a contact with three frames, never closed (the server stops mid-call).
+    let store = Store::open(dir.path()).await?;
+    let buffer = start(&store);
+    buffer.open(
+        agent,
+        contact,
+        vec![capture_tests::scn_samples::primary_1080p()],
+    );
+    let params = buffer.stream_params(
+        agent,
+        contact,
+        MonitorId(0),
+        capture_shared::protocol::VideoCodec::H264,
+        (1920, 1080),
+    );
+    let Verdict::Write(params) = params else {
+        panic!("parameters refused: {params:?}")
+    };
+    params.submit_now();
+    for sequence in 0..3 {
+        match buffer.frame(agent, &header(sequence, sequence == 0), &[0, 0, 1, 0x65]) {
+            Verdict::Write(pending) => pending.submit().await,
+            other => panic!("frame {sequence}: {other:?}"),
+        }
+    }
+    // A second contact whose call ended while the server was down (the integration closed it
+    // and will not say so again): reopened, then closed by the buffer itself.
+    let ended = ContactId(Uuid::new_v4());
+    buffer.open(
+        agent,
+        ended,
+        vec![capture_tests::scn_samples::primary_1080p()],
+    );
+    let mut tx = store.begin().await?;
+    tx.create_contact(
+        ended,
+        capture_shared::ids::PersonId(Uuid::new_v4()),
+        Some(agent),
+        0,
+    )
+    .await?;
+    tx.set_contact_state(ended, "closed", Some((1, "agent available")))
+        .await?;
+    tx.commit().await?;
+    wait_for(|| {
+        dir.path()
+            .join("buffer")
+            .join(format!("{ended}.scn"))
+            .exists()
+            .then_some(())
+    })
+    .await?;
+    buffer.close().await;
+    store.close().await;
+
+    // Second run: the file is reopened; what the agent re-sends is a duplicate, what follows is
+    // appended; the agent would be told to continue from sequence 3.
+    let store = Store::open(dir.path()).await?;
+    let buffer = start(&store);
+    assert_eq!(buffer.recover().await?, 2);
+    let recordings = buffer.recordings(agent);
+    let resumed = recordings
+        .iter()
+        .find(|r| r.contact == contact)
+        .expect("the open contact is recording again");
+    assert_eq!(resumed.streams[0].frames, 3);
+    let closing = recordings.iter().find(|r| r.contact == ended);
+    assert_eq!(closing.map(|r| r.state), Some("closing"));
+    assert!(matches!(
+        buffer.frame(agent, &header(2, false), &[0, 0, 1, 0x41]),
+        Verdict::Duplicate(_)
+    ));
+    match buffer.frame(agent, &header(3, false), &[0, 0, 1, 0x41]) {
+        Verdict::Write(pending) => pending.submit().await,
+        other => panic!("frame 3: {other:?}"),
+    }
+    buffer.stop(contact);
+    buffer.stopped(agent, contact, &[]);
+    let path = dir.path().join("buffer").join(format!("{contact}.scn"));
+    let records = wait_for(|| recover(&path).ok().filter(|r| r.ended).map(|r| r.records)).await?;
+    let sequences: Vec<u64> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Video { sequence, .. } => Some(*sequence),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sequences, vec![0, 1, 2, 3]);
+    let entry = wait_for_state(&store, contact).await?;
+    assert_eq!(
+        (entry.frames, entry.state),
+        (4, capture_server::store::ScnState::Closed)
+    );
+    wait_for_state(&store, ended).await?;
+    buffer.close().await;
+    store.close().await;
+    Ok(())
+}
+
+async fn wait_for_state(
+    store: &capture_server::store::Store,
+    contact: ContactId,
+) -> anyhow::Result<capture_server::store::ScnFileEntry> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(entry) = store.scn_file(contact).await?
+            && entry.state == capture_server::store::ScnState::Closed
+        {
+            return Ok(entry);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "not closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -167,6 +167,8 @@ pub struct CallBuffer {
     clock: Clock,
     acks: Arc<dyn AgentLink>,
     tasks: TaskTracker,
+    /// Cancels the stop-grace timers at shutdown (their files stay open and are reopened).
+    closing: tokio_util::sync::CancellationToken,
     files: Mutex<HashMap<ContactId, Arc<OpenFile>>>,
     recent: Mutex<VecDeque<ContactId>>,
     anchors: Mutex<HashMap<AgentId, ClockAnchor>>,
@@ -181,6 +183,7 @@ impl CallBuffer {
             clock,
             acks,
             tasks: TaskTracker::new(),
+            closing: tokio_util::sync::CancellationToken::new(),
             files: Mutex::new(HashMap::new()),
             recent: Mutex::new(VecDeque::new()),
             anchors: Mutex::new(HashMap::new()),
@@ -290,8 +293,12 @@ impl CallBuffer {
         };
         *lock(&file.phase) = Phase::Closing;
         let buffer = Arc::downgrade(self);
+        let closing = self.closing.clone();
         self.tasks.spawn(async move {
-            tokio::time::sleep(STOP_GRACE).await;
+            tokio::select! {
+                () = tokio::time::sleep(STOP_GRACE) => {}
+                () = closing.cancelled() => return,
+            }
             if let Some(buffer) = buffer.upgrade() {
                 buffer.finish(contact, "stop grace elapsed");
             }
@@ -528,14 +535,32 @@ impl CallBuffer {
             let path = self.data_dir.join(&entry.path);
             let scan = tokio::task::spawn_blocking(move || scan_streams(&path)).await;
             match scan {
-                Ok(Ok(streams)) => {
+                Ok(Ok((streams, frames))) => {
                     let phase = if entry.state == ScnState::Kept {
                         Phase::Kept
                     } else {
                         Phase::Tentative
                     };
-                    self.spawn_file(entry.contact, entry.agent, Origin::Reopen, phase, streams);
+                    self.spawn_file(
+                        entry.contact,
+                        entry.agent,
+                        Origin::Reopen { frames },
+                        phase,
+                        streams,
+                    );
                     reopened += 1;
+                    // The contact may have ended while the server was down or stopping: the
+                    // integration will not say so again.
+                    let state = self
+                        .store
+                        .contact(&entry.contact.to_string())
+                        .await?
+                        .map(|c| c.summary.state);
+                    match state.as_deref() {
+                        Some("closed") => self.stop(entry.contact),
+                        Some("discarded") => self.discard(entry.contact),
+                        _ => {}
+                    }
                 }
                 Ok(Err(error)) => self.lost(&entry, &error.to_string()).await?,
                 Err(error) => self.lost(&entry, &error.to_string()).await?,
@@ -557,6 +582,7 @@ impl CallBuffer {
 
     /// Waits for the write stages to finish what they were given (server shutdown).
     pub async fn close(&self) {
+        self.closing.cancel();
         lock(&self.files).clear();
         self.tasks.close();
         self.tasks.wait().await;
@@ -564,10 +590,11 @@ impl CallBuffer {
 }
 
 /// Reads a file's stream state: for each monitor, the sequence after its last frame, and its
-/// last parameters. A file that ended cleanly is refused (it is not open).
-fn scan_streams(path: &std::path::Path) -> std::io::Result<BTreeMap<MonitorId, Stream>> {
+/// last parameters; and the frames it holds. A file that ended cleanly is refused (not open).
+fn scan_streams(path: &std::path::Path) -> std::io::Result<(BTreeMap<MonitorId, Stream>, u64)> {
     let mut reader = ScnReader::open(path).map_err(std::io::Error::other)?;
     let mut streams: BTreeMap<MonitorId, Stream> = BTreeMap::new();
+    let mut frames = 0;
     while let Some(record) = reader.next_record()? {
         match record {
             Record::StreamParams {
@@ -586,6 +613,7 @@ fn scan_streams(path: &std::path::Path) -> std::io::Result<BTreeMap<MonitorId, S
                 let stream = streams.entry(monitor).or_default();
                 stream.next = sequence + 1;
                 stream.decodable = true;
+                frames += 1;
             }
             Record::End { .. } => {
                 return Err(std::io::Error::other("the file is already closed"));
@@ -593,5 +621,5 @@ fn scan_streams(path: &std::path::Path) -> std::io::Result<BTreeMap<MonitorId, S
             _ => {}
         }
     }
-    Ok(streams)
+    Ok((streams, frames))
 }

@@ -52,8 +52,8 @@ type Append = (
 pub enum Origin {
     /// A new contact: create the file with this header and catalogue it.
     Create(Box<ScnHeader>),
-    /// A restart found it open: continue after its last whole record.
-    Reopen,
+    /// A restart found it open, holding this many frames: continue after its last whole record.
+    Reopen { frames: u64 },
 }
 
 /// The write stage of one file.
@@ -78,6 +78,10 @@ impl FileWriter {
     /// file stays open on disk and is reopened at the next start).
     pub async fn run(self, origin: Origin, mut ops: mpsc::UnboundedReceiver<Op>) {
         let span = tracing::info_span!("scn", contact = %self.contact, agent = %self.agent);
+        let origin_frames = match &origin {
+            Origin::Reopen { frames } => Some(*frames),
+            Origin::Create(_) => None,
+        };
         let mut writer = match self.open(origin).await {
             Ok(writer) => writer,
             Err(error) => {
@@ -85,7 +89,7 @@ impl FileWriter {
                 return;
             }
         };
-        let mut frames: u64 = 0;
+        let mut frames: u64 = origin_frames.unwrap_or(0);
         let mut batch = Vec::with_capacity(BATCH);
         while ops.recv_many(&mut batch, BATCH).await > 0 {
             let mut appends = Vec::new();
@@ -172,7 +176,7 @@ impl FileWriter {
                 tracing::info!(path = %self.path.display(), "scn buffer created");
                 Ok(writer)
             }
-            Origin::Reopen => {
+            Origin::Reopen { .. } => {
                 let (writer, dropped) = tokio::task::spawn_blocking(move || {
                     ScnWriter::open_append(&path, FsyncPolicy::Never)
                 })
