@@ -54,6 +54,33 @@ impl TestServer {
         Ok(server)
     }
 
+    /// Enrols a desktop with the server's enrolment token (as `capture-agent enroll` does) and
+    /// maps it to a new Webex person; returns the enrolment and the person.
+    pub async fn enroll_desktop(
+        &self,
+        machine: &str,
+    ) -> anyhow::Result<(capture_agent::enroll::Enrolled, uuid::Uuid)> {
+        let token = std::fs::read_to_string(self.data_dir.path().join("enrolment-token"))?;
+        let enrolled = capture_agent::enroll::enroll(
+            &self.base_url(),
+            Some(&self.ca_file()),
+            &capture_agent::enroll::EnrollRequest {
+                token: token.trim(),
+                machine,
+                os_user: "agent1",
+                email: None,
+            },
+        )
+        .await?;
+        let person = uuid::Uuid::new_v4();
+        let store = capture_server::store::Store::open(self.data_dir.path()).await?;
+        store
+            .set_agent_person(enrolled.agent_id, capture_shared::ids::PersonId(person))
+            .await?;
+        store.close().await;
+        Ok((enrolled, person))
+    }
+
     /// `https://localhost:<port>`.
     pub fn base_url(&self) -> String {
         format!("https://localhost:{}", self.addr.port())

@@ -12,7 +12,7 @@ use capture_agent::capture::screen::Screen;
 use capture_agent::clock::AgentClock;
 use capture_agent::connection::Endpoint;
 use capture_agent::enroll::{EnrollRequest, enroll};
-use capture_shared::ids::{AgentId, ContactId, MonitorId, PersonId};
+use capture_shared::ids::{AgentId, ContactId, MonitorId};
 use capture_shared::scn::{Record, recover};
 use capture_shared::time::{UtcMicros, UtcMillis};
 use capture_tests::server::TestServer;
@@ -35,9 +35,8 @@ impl Rig {
     async fn start(screens: &[(u32, u32)]) -> anyhow::Result<Rig> {
         let xvfb = Xvfb::start(screens)?;
         let server = TestServer::start_with(|config| config.integration.wrap_up_s = 1).await?;
-        let token = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
         let ca = server.ca_file();
-        // A wrong token is refused; the right one enrols this desktop.
+        // A wrong token is refused; the right one (`enroll_desktop`) enrols this desktop.
         let wrong = enroll(
             &server.base_url(),
             Some(&ca),
@@ -56,23 +55,7 @@ impl Rig {
             ),
             "{wrong:?}"
         );
-        let enrolled = enroll(
-            &server.base_url(),
-            Some(&ca),
-            &EnrollRequest {
-                token: token.trim(),
-                machine: "pc-e2e",
-                os_user: "agent1",
-                email: None,
-            },
-        )
-        .await?;
-        let person = Uuid::new_v4();
-        let store = capture_server::store::Store::open(server.data_dir.path()).await?;
-        store
-            .set_agent_person(enrolled.agent_id, PersonId(person))
-            .await?;
-        store.close().await;
+        let (enrolled, person) = server.enroll_desktop("pc-e2e").await?;
         let status = Arc::new(Mutex::new(Status::default()));
         let agent = Agent {
             endpoint: Endpoint::new(&server.base_url(), Some(&ca))?,

@@ -124,3 +124,61 @@ impl Stage for EncodeStage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use capture_shared::time::AgentMicros;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::capture::synthetic::draw_office;
+    use crate::pipeline::convert::to_i420;
+
+    fn converted(at_ms: u64, keyframe: bool) -> Converted {
+        let image = draw_office(640, 360, 0, std::time::Duration::from_millis(at_ms));
+        Converted {
+            at: AgentMicros(at_ms * 1000),
+            yuv: to_i420(&image),
+            keyframe,
+        }
+    }
+
+    #[test]
+    fn keyframes_come_exactly_when_asked_and_frames_keep_their_times() {
+        let settings = StreamSettings::default();
+        let mut stage =
+            EncodeStage::new(ContactId(Uuid::nil()), MonitorId(0), &settings).expect("encoder");
+        let asked = [true, false, false, true, false];
+        let out: Vec<EncodedFrame> = asked
+            .iter()
+            .enumerate()
+            .map(|(i, &key)| {
+                stage
+                    .process(converted(i as u64 * 700, key))
+                    .expect("a changed image is never skipped")
+            })
+            .collect();
+        let keys: Vec<bool> = out.iter().map(|f| f.keyframe).collect();
+        assert_eq!(keys, asked);
+        assert!(out.iter().all(|f| (f.width, f.height) == (640, 360)));
+        let times: Vec<u64> = out.iter().map(|f| f.at.0).collect();
+        assert_eq!(times, vec![0, 700_000, 1_400_000, 2_100_000, 2_800_000]);
+        // Annex-B with SPS and PPS before each IDR; P-frames much smaller than the IDR.
+        assert_eq!(&out[0].data[..4], &[0, 0, 0, 1]);
+        assert!(
+            out[1].data.len() * 3 < out[0].data.len(),
+            "{} vs {}",
+            out[1].data.len(),
+            out[0].data.len()
+        );
+        // Decodable, at the encoded size.
+        let mut decoder = openh264::decoder::Decoder::new().expect("decoder");
+        for frame in &out {
+            let picture = decoder
+                .decode(&frame.data)
+                .expect("decodes")
+                .expect("a picture");
+            assert_eq!(picture.dimensions(), (640, 360));
+        }
+    }
+}

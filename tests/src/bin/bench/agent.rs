@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use capture_shared::ids::{MonitorId, PersonId};
+use capture_shared::ids::MonitorId;
 use capture_shared::scn::{Record, ScnReader, recover};
 use capture_shared::time::{UtcMicros, UtcMillis};
 use capture_tests::server::TestServer;
@@ -210,25 +210,8 @@ async fn run_async(
     };
 
     let server = TestServer::start_with(|config| config.integration.wrap_up_s = 1).await?;
-    let token = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
     let ca = server.ca_file();
-    let enrolled = capture_agent::enroll::enroll(
-        &server.base_url(),
-        Some(&ca),
-        &capture_agent::enroll::EnrollRequest {
-            token: token.trim(),
-            machine: "bench-pc",
-            os_user: "bench",
-            email: None,
-        },
-    )
-    .await?;
-    let person = Uuid::new_v4();
-    let store = capture_server::store::Store::open(server.data_dir.path()).await?;
-    store
-        .set_agent_person(enrolled.agent_id, PersonId(person))
-        .await?;
-    store.close().await;
+    let (enrolled, person) = server.enroll_desktop("bench-pc").await?;
     let config = capture_agent::config::AgentConfig {
         server: server.base_url(),
         ca_file: Some(ca),
