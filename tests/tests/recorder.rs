@@ -381,8 +381,21 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
         labels.starts_with(&["Ringing"]) && labels.contains(&"Connected"),
         "{labels:?}"
     );
-    // Frames still in flight after the close are dropped quietly, not a violation.
+    // Frames still in flight after the close are dropped, not a violation; the agent is told
+    // (again) to stop.
     desktop.send_binary(frame(contact, 6, false)).await?;
+    until(&mut desktop, |m| {
+        (*m == ServerMessage::Stop { contact }).then_some(())
+    })
+    .await?;
+    assert_eq!(
+        recover(&path)?
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Video { .. }))
+            .count(),
+        6
+    );
 
     // A call that rings and is never answered: the file is deleted, and the deletion audited.
     let later = now + 10_000;

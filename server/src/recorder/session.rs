@@ -339,8 +339,12 @@ impl Session<'_> {
             }),
             Verdict::Duplicate(None) => Next::Continue,
             Verdict::Late => {
+                // In flight when the contact ended, or an agent still recording a contact that
+                // ended while it was away: drop it, and (again) tell the agent to stop.
                 tracing::debug!(agent = %self.agent, contact = %header.contact, "frame after its contact ended dropped");
-                Next::Continue
+                Next::Reply(ServerMessage::Stop {
+                    contact: header.contact,
+                })
             }
             Verdict::Violation(reason) => Next::Refuse(reason),
         }

@@ -75,9 +75,9 @@ pub struct FileWriter {
 
 impl FileWriter {
     /// Runs until the file is finished or deleted, or the queue closes (server shutdown: the
-    /// file stays open on disk and is reopened at the next start).
+    /// file stays open on disk and is reopened at the next start). The caller instruments it
+    /// with the contact's span.
     pub async fn run(self, origin: Origin, mut ops: mpsc::UnboundedReceiver<Op>) {
-        let span = tracing::info_span!("scn", contact = %self.contact, agent = %self.agent);
         let origin_frames = match &origin {
             Origin::Reopen { frames } => Some(*frames),
             Origin::Create(_) => None,
@@ -85,7 +85,7 @@ impl FileWriter {
         let mut writer = match self.open(origin).await {
             Ok(writer) => writer,
             Err(error) => {
-                tracing::error!(parent: &span, %error, path = %self.path.display(), "scn buffer could not be opened; the contact's screen is lost");
+                tracing::error!(%error, path = %self.path.display(), "scn buffer could not be opened; the contact's screen is lost");
                 return;
             }
         };
@@ -132,7 +132,7 @@ impl FileWriter {
                 }
             }
         }
-        tracing::info!(parent: &span, frames, "scn buffer left open (server stopping)");
+        tracing::info!(frames, "scn buffer left open (server stopping)");
     }
 
     fn failed(&self, error: &ScnError) {
