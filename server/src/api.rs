@@ -102,6 +102,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts", get(list_contacts))
         .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/agents", get(list_agents).post(add_agent))
+        .route("/api/v1/agents/{id}", axum::routing::patch(map_agent))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/agent/v1/enroll", post(enroll_agent))
         .with_state(state)
@@ -342,6 +343,53 @@ async fn add_agent(
     let mut body = json!(entry);
     body["credential"] = json!(credential);
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Body of `PATCH /api/v1/agents/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapAgent {
+    person_id: Option<String>,
+    email: Option<String>,
+}
+
+/// Maps an agent (e.g. one enrolled without an email) to its Webex person and/or email.
+async fn map_agent(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<MapAgent>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    let agent = uuid::Uuid::parse_str(&id)
+        .map(ids::AgentId)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no agent {id}")))?;
+    let mapping = new_agent("mapping", body.person_id.as_deref(), body.email.as_deref())
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
+    let found = state
+        .store
+        .map_agent(
+            agent,
+            mapping.person,
+            mapping.email.as_deref(),
+            state.clock.now_ms(),
+        )
+        .await?;
+    if !found {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no agent {id}"),
+        ));
+    }
+    state.directory_changed.notify_one();
+    let entry = state
+        .store
+        .agents()
+        .await?
+        .into_iter()
+        .find(|a| a.id == agent);
+    Ok(Json(json!(entry)).into_response())
 }
 
 /// Validates a directory entry (shared with `capture-server agent add`).

@@ -55,7 +55,8 @@ impl TestServer {
     }
 
     /// Enrols a desktop with the server's enrolment token (as `capture-agent enroll` does) and
-    /// maps it to a new Webex person; returns the enrolment and the person.
+    /// maps it to a new Webex person (as an administrator does, `PATCH /api/v1/agents/{id}`);
+    /// returns the enrolment and the person.
     pub async fn enroll_desktop(
         &self,
         machine: &str,
@@ -73,11 +74,17 @@ impl TestServer {
         )
         .await?;
         let person = uuid::Uuid::new_v4();
-        let store = capture_server::store::Store::open(self.data_dir.path()).await?;
-        store
-            .set_agent_person(enrolled.agent_id, capture_shared::ids::PersonId(person))
-            .await?;
-        store.close().await;
+        self.client()?
+            .patch(format!(
+                "{}/api/v1/agents/{}",
+                self.base_url(),
+                enrolled.agent_id
+            ))
+            .bearer_auth(self.api_token()?)
+            .json(&serde_json::json!({ "person_id": person.to_string() }))
+            .send()
+            .await?
+            .error_for_status()?;
         Ok((enrolled, person))
     }
 

@@ -723,3 +723,70 @@ async fn wait_for_state(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolled_desktops_are_mapped_to_their_person_by_an_administrator() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let (first, person) = server.enroll_desktop("pc-1").await?;
+    let (second, _) = server.enroll_desktop("pc-2").await?;
+    let agents = server.api_get("/api/v1/agents").await?;
+    let entry = agents["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["id"] == first.agent_id.to_string()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["person_id"], person.to_string());
+    assert_eq!(entry["name"], "agent1@pc-1");
+    let patch = |id: String, body: serde_json::Value| {
+        let server = &server;
+        async move {
+            let response = server
+                .client()?
+                .patch(format!("{}/api/v1/agents/{id}", server.base_url()))
+                .bearer_auth(server.api_token()?)
+                .json(&body)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            anyhow::Ok((status, body["code"].as_str().unwrap_or_default().to_owned()))
+        }
+    };
+    // The same person for a second desktop: a conflict; an unknown agent; an empty mapping.
+    let same = json!({ "person_id": person.to_string() });
+    assert_eq!(
+        patch(second.agent_id.to_string(), same).await?,
+        (409, "conflict".into())
+    );
+    let unknown = Uuid::new_v4().to_string();
+    assert_eq!(
+        patch(unknown, json!({ "email": "a@example.com" })).await?.0,
+        404
+    );
+    assert_eq!(
+        patch(second.agent_id.to_string(), json!({})).await?,
+        (400, "bad_body".into())
+    );
+    assert_eq!(
+        patch(
+            second.agent_id.to_string(),
+            json!({ "email": "b@example.com" })
+        )
+        .await?
+        .0,
+        200
+    );
+    // Without the administrator's token: refused.
+    let anonymous = server
+        .client()?
+        .patch(format!(
+            "{}/api/v1/agents/{}",
+            server.base_url(),
+            second.agent_id
+        ))
+        .json(&json!({ "email": "c@example.com" }))
+        .send()
+        .await?;
+    assert_eq!(anonymous.status().as_u16(), 401);
+    server.stop().await
+}

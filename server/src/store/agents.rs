@@ -118,6 +118,46 @@ impl Store {
             .collect()
     }
 
+    /// Maps an agent to its Webex person and/or email (what is given replaces what was there);
+    /// false when there is no such agent. Audited.
+    pub async fn map_agent(
+        &self,
+        agent: AgentId,
+        person: Option<PersonId>,
+        email: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let changed = tx.map_agent(agent, person, email).await;
+        let changed = match changed {
+            Err(StoreError::Database(sqlx::Error::Database(error)))
+                if error.is_unique_violation() =>
+            {
+                return Err(StoreError::Conflict(
+                    "an agent for this person or email".into(),
+                ));
+            }
+            other => other?,
+        };
+        if changed {
+            let detail = format!(
+                "person {}, email {}",
+                person.map_or("unchanged".into(), |p| p.to_string()),
+                email.unwrap_or("unchanged")
+            );
+            tx.audit(
+                now_ms,
+                "admin",
+                "map_agent",
+                &agent.to_string(),
+                Some(&detail),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(changed)
+    }
+
     /// Records the Webex person of an agent found by its email.
     pub async fn set_agent_person(
         &self,

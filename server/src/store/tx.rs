@@ -140,6 +140,24 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Sets an agent's person and/or email; false when there is no such agent.
+    pub async fn map_agent(
+        &mut self,
+        agent: AgentId,
+        person: Option<PersonId>,
+        email: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE agents SET person_id = COALESCE(?, person_id), email = COALESCE(?, email) WHERE id = ?",
+        )
+        .bind(person.map(|p| p.to_string()))
+        .bind(email)
+        .bind(agent.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Marks a contact's SCN file deleted (its file is already removed).
     pub async fn set_scn_deleted(
         &mut self,
