@@ -258,6 +258,27 @@ async fn until<T>(
     }
 }
 
+/// Rings `call` and waits for the agent's start; returns the contact and its SCN file.
+async fn ring(
+    server: &TestServer,
+    desktop: &mut FakeAgent,
+    call: &mut CallScript,
+    at: i64,
+) -> anyhow::Result<(ContactId, std::path::PathBuf)> {
+    call_state(server, call, "alerting", at).await?;
+    let contact = until(desktop, |m| match m {
+        ServerMessage::Start { contact, .. } => Some(*contact),
+        _ => None,
+    })
+    .await?;
+    let path = server
+        .data_dir
+        .path()
+        .join("buffer")
+        .join(format!("{contact}.scn"));
+    Ok((contact, path))
+}
+
 fn stream_params(contact: ContactId) -> AgentMessage {
     AgentMessage::StreamParams {
         contact,
@@ -292,17 +313,7 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
 
     // Ringing: the file exists (tentative) before the agent hears of it.
     let mut call = CallScript::new(person, 11, Uuid::from_u128(0x5e11), UtcMillis(now));
-    call_state(&server, &mut call, "alerting", now).await?;
-    let contact = until(&mut desktop, |m| match m {
-        ServerMessage::Start { contact, .. } => Some(*contact),
-        _ => None,
-    })
-    .await?;
-    let path = server
-        .data_dir
-        .path()
-        .join("buffer")
-        .join(format!("{contact}.scn"));
+    let (contact, path) = ring(&server, &mut desktop, &mut call, now).await?;
     desktop.send(&stream_params(contact)).await?;
     for sequence in 0..5 {
         desktop
@@ -400,19 +411,13 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
     // A call that rings and is never answered: the file is deleted, and the deletion audited.
     let later = now + 10_000;
     let mut missed = CallScript::new(person, 12, Uuid::from_u128(0x5e12), UtcMillis(later));
-    call_state(&server, &mut missed, "alerting", later).await?;
-    let unanswered = until(&mut desktop, |m| match m {
-        ServerMessage::Start { contact, .. } => Some(*contact),
-        _ => None,
-    })
-    .await?;
+    let (unanswered, missed_path) = ring(&server, &mut desktop, &mut missed, later).await?;
     desktop.send(&stream_params(unanswered)).await?;
     desktop.send_binary(frame(unanswered, 0, true)).await?;
     until(&mut desktop, |m| {
         matches!(m, ServerMessage::Ack { contact, .. } if *contact == unanswered).then_some(())
     })
     .await?;
-    let missed_path = path.with_file_name(format!("{unanswered}.scn"));
     assert!(missed_path.exists());
     call_state(&server, &mut missed, "disconnected", later + 3_000).await?;
     until(&mut desktop, |m| {
@@ -455,17 +460,7 @@ async fn invalid_frames_are_refused_and_write_nothing() -> anyhow::Result<()> {
     let (mut desktop, _) = FakeAgent::connect(port, &ca, &hello(agent, &credential)).await?;
     let now = UtcMicros::now().to_millis().0;
     let mut call = CallScript::new(person, 21, Uuid::from_u128(0x5e21), UtcMillis(now));
-    call_state(&server, &mut call, "alerting", now).await?;
-    let contact = until(&mut desktop, |m| match m {
-        ServerMessage::Start { contact, .. } => Some(*contact),
-        _ => None,
-    })
-    .await?;
-    let path = server
-        .data_dir
-        .path()
-        .join("buffer")
-        .join(format!("{contact}.scn"));
+    let (contact, path) = ring(&server, &mut desktop, &mut call, now).await?;
 
     // Another agent writing into this contact: refused.
     let (mut intruder, _) = FakeAgent::connect(port, &ca, &hello(other, &other_credential)).await?;
