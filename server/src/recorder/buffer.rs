@@ -148,6 +148,9 @@ impl OpenFile {
     }
 }
 
+/// [`Recording::state`] of a contact that was stopped and waits for its last frames.
+pub const CLOSING: &str = "closing";
+
 /// What the agents API shows of an agent's recordings.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Recording {
@@ -504,7 +507,7 @@ impl CallBuffer {
                 state: match *lock(&file.phase) {
                     Phase::Tentative => "tentative",
                     Phase::Kept => "kept",
-                    Phase::Closing => "closing",
+                    Phase::Closing => CLOSING,
                 },
                 streams: lock(&file.streams)
                     .iter()
@@ -514,15 +517,6 @@ impl CallBuffer {
                     })
                     .collect(),
             })
-            .collect()
-    }
-
-    /// The contacts `agent` is asked to record (to restart them after a reconnect).
-    pub fn contacts_of(&self, agent: AgentId) -> Vec<ContactId> {
-        lock(&self.files)
-            .values()
-            .filter(|f| f.agent == agent && *lock(&f.phase) != Phase::Closing)
-            .map(|f| f.contact)
             .collect()
     }
 

@@ -128,7 +128,7 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
     // Contacts this agent should be recording (it reconnected, or restarted, mid-contact).
     for recording in recorder.buffer.recordings(agent) {
-        if recording.state != "closing" {
+        if recording.state != super::buffer::CLOSING {
             let _ = commands_tx.try_send(ServerMessage::Start {
                 contact: recording.contact,
                 resume: recording.streams,
