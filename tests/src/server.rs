@@ -88,6 +88,18 @@ impl TestServer {
         Ok((enrolled, person))
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self
+            .client()?
+            .get(format!("{}/metrics", self.base_url()))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?)
+    }
+
     /// `https://localhost:<port>`.
     pub fn base_url(&self) -> String {
         format!("https://localhost:{}", self.addr.port())

@@ -279,6 +279,17 @@ async fn ring(
     Ok((contact, path))
 }
 
+/// The sequence numbers of the video records, in file order.
+fn video_sequences(records: &[capture_shared::scn::Record]) -> Vec<u64> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            capture_shared::scn::Record::Video { sequence, .. } => Some(*sequence),
+            _ => None,
+        })
+        .collect()
+}
+
 fn stream_params(contact: ContactId) -> AgentMessage {
     AgentMessage::StreamParams {
         contact,
@@ -366,14 +377,7 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
         })
         .await?;
     let recovery = wait_for(|| recover(&path).ok().filter(|r| r.ended).map(|r| r.records)).await?;
-    let sequences: Vec<u64> = recovery
-        .iter()
-        .filter_map(|r| match r {
-            Record::Video { sequence, .. } => Some(*sequence),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(sequences, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(video_sequences(&recovery), vec![0, 1, 2, 3, 4, 5]);
     let first_video = recovery
         .iter()
         .position(|r| matches!(r, Record::Video { .. }));
@@ -451,7 +455,7 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_frames_are_refused_and_write_nothing() -> anyhow::Result<()> {
-    use capture_shared::scn::{Record, recover};
+    use capture_shared::scn::recover;
     let server = TestServer::start().await?;
     let (port, ca) = (server.addr.port(), server.ca_file());
     let person = Uuid::from_u128(0xe0e);
@@ -517,15 +521,7 @@ async fn invalid_frames_are_refused_and_write_nothing() -> anyhow::Result<()> {
     );
 
     // Nothing of the refused input is in the file: only the one valid keyframe.
-    let videos = |records: &[Record]| -> Vec<u64> {
-        records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Video { sequence, .. } => Some(*sequence),
-                _ => None,
-            })
-            .collect()
-    };
+    let videos = video_sequences;
     let records = wait_for(|| {
         recover(&path)
             .ok()
@@ -536,13 +532,7 @@ async fn invalid_frames_are_refused_and_write_nothing() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(videos(&recover(&path)?.records), vec![0]);
     assert_eq!(videos(&records), vec![0]);
-    let metrics = server
-        .client()?
-        .get(format!("{}/metrics", server.base_url()))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = server.metrics().await?;
     assert!(
         metrics.contains("capture_agent_protocol_violations_total 7"),
         "{metrics}"
@@ -585,7 +575,7 @@ async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Re
     use capture_server::integration::link::NoAgentLink;
     use capture_server::recorder::{CallBuffer, Verdict};
     use capture_server::store::Store;
-    use capture_shared::scn::{Record, recover};
+    use capture_shared::scn::recover;
 
     let dir = tempfile::tempdir()?;
     let (agent, contact) = (AgentId(Uuid::new_v4()), ContactId(Uuid::new_v4()));
@@ -684,14 +674,7 @@ async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Re
     buffer.stopped(agent, contact, &[]);
     let path = dir.path().join("buffer").join(format!("{contact}.scn"));
     let records = wait_for(|| recover(&path).ok().filter(|r| r.ended).map(|r| r.records)).await?;
-    let sequences: Vec<u64> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Video { sequence, .. } => Some(*sequence),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(sequences, vec![0, 1, 2, 3]);
+    assert_eq!(video_sequences(&records), vec![0, 1, 2, 3]);
     let entry = wait_for_state(&store, contact).await?;
     assert_eq!(
         (entry.frames, entry.state),

@@ -69,12 +69,7 @@ async fn metrics_count_requests_by_route() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(missing.status(), 404);
-    let text = client
-        .get(format!("{}/metrics", server.base_url()))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = server.metrics().await?;
     let healthz = text
         .lines()
         .find(|line| {

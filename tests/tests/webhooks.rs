@@ -103,12 +103,7 @@ async fn forged_oversized_and_garbage_deliveries_are_refused_and_change_nothing(
         contacts(&server).await?.is_empty(),
         "nothing refused was applied"
     );
-    let metrics = client
-        .get(format!("{}/metrics", server.base_url()))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = server.metrics().await?;
     assert!(
         metrics.contains("capture_webhooks_total{outcome=\"bad_signature\"} 2"),
         "{metrics}"
