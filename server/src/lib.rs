@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: layered configuration, validated once into [`config::Settings`];
 //! - [`integration`]: Webex call and agent events → per-agent state machine → recording commands;
+//! - [`adapter`]: Webex's recordings (poll, webhook fast path, backfills) → stored audio and
+//!   interactions;
 //! - [`webex`]: Webex's wire formats (webhook envelope and signature, payloads, timestamps);
 //! - [`recorder`]: the agents' websocket (`/agent/v1`): handshake, commands down, clock pings;
 //! - [`store`]: the metadata database (the only module with SQL);
@@ -13,9 +15,12 @@
 //! - [`tls`]: the served certificate, generated on first start unless configured;
 //! - [`metrics`], [`clock`], [`files`]: cross-cutting helpers.
 
+pub mod adapter;
 pub mod api;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod files;
 pub mod http;
 pub mod integration;
@@ -119,35 +124,109 @@ fn webhook_secret(source: &SecretSource) -> Result<String, ServerError> {
     }
 }
 
-/// Starts what needs the Webex API, when credentials are configured: webhook registration (with
-/// a public URL) and email → person resolution of the agent directory.
+fn read_source(source: &SecretSource) -> Result<String, ServerError> {
+    match source {
+        SecretSource::Value(value) => Ok(value.clone()),
+        SecretSource::File(path) | SecretSource::Generated(path) => {
+            files::read_secret(path).map_err(data_error(path))
+        }
+    }
+}
+
+/// The Webex client of `webex`'s settings, with its token source (tokens Capture refreshes are
+/// kept in `data_dir`).
+pub fn webex_client(
+    webex: &config::WebexSettings,
+    data_dir: &std::path::Path,
+) -> Result<webex::client::WebexClient, ServerError> {
+    use crate::config::Credentials;
+    use crate::webex::auth::{TokenSource, Tokens};
+    let source = match &webex.credentials {
+        Credentials::Static(token) => TokenSource::Fixed(read_source(token)?),
+        Credentials::Refresh {
+            client_id,
+            client_secret,
+            refresh_token,
+        } => TokenSource::Refresh {
+            client_id: client_id.clone(),
+            client_secret: read_source(client_secret)?,
+            refresh_token: read_source(refresh_token)?,
+        },
+        Credentials::ServiceApp {
+            app_id,
+            client_id,
+            client_secret,
+            org_id,
+            admin_token,
+        } => TokenSource::ServiceApp {
+            app_id: app_id.clone(),
+            client_id: client_id.clone(),
+            client_secret: read_source(client_secret)?,
+            org_id: org_id.clone(),
+            admin_token: read_source(admin_token)?,
+        },
+    };
+    webex::client::WebexClient::new(
+        &webex.base_url,
+        Tokens::new(source, data_dir),
+        webex.ca_file.as_deref(),
+    )
+    .map_err(|e| ServerError::Serve(std::io::Error::other(e.to_string())))
+}
+
+/// The adapter of `settings`, when Webex credentials are configured.
+pub fn adapter(
+    settings: &Settings,
+    store: &Store,
+    clock: &Clock,
+    wake: Arc<Notify>,
+    poll_now: Arc<Notify>,
+    metrics: Arc<metrics::Metrics>,
+) -> Result<Option<adapter::Adapter>, ServerError> {
+    let Some(webex) = &settings.webex else {
+        return Ok(None);
+    };
+    Ok(Some(adapter::Adapter {
+        client: webex_client(webex, &settings.data_dir)?,
+        store: store.clone(),
+        data_dir: settings.data_dir.clone(),
+        settings: settings.adapter.clone(),
+        clock: clock.clone(),
+        wake,
+        poll_now,
+        owner: adapter::Adapter::new_owner(),
+        metrics,
+    }))
+}
+
+/// Starts what needs the Webex API, when credentials are configured: the recording adapter,
+/// webhook registration (with a public URL) and email → person resolution of the agent
+/// directory.
 fn spawn_webex_tasks(
     settings: &Settings,
     secret: &str,
-    store: &Store,
+    adapter: Option<adapter::Adapter>,
     directory_changed: &Arc<Notify>,
     tasks: &TaskTracker,
     cancel: &CancellationToken,
 ) -> Result<(), ServerError> {
-    let Some(webex) = &settings.webex else {
-        tracing::info!("no webex credentials configured: register the webhooks by hand");
+    let Some(adapter) = adapter else {
+        tracing::info!(
+            "no webex credentials configured: register the webhooks by hand; recordings are not fetched"
+        );
         return Ok(());
     };
-    let token = match &webex.token {
-        SecretSource::Value(token) => token.clone(),
-        SecretSource::File(path) | SecretSource::Generated(path) => {
-            files::read_secret(path).map_err(data_error(path))?
-        }
-    };
-    let client = webex::client::WebexClient::new(&webex.base_url, &token, webex.ca_file.as_deref())
-        .map_err(|e| ServerError::Serve(std::io::Error::other(e.to_string())))?;
+    let client = adapter.client.clone();
+    let store = adapter.store.clone();
+    tasks.spawn(adapter.clone().poll_loop(cancel.clone()));
+    tasks.spawn(adapter.work_loop(cancel.clone()));
     tasks.spawn(integration::setup::resolve_emails_loop(
         client.clone(),
-        store.clone(),
+        store,
         directory_changed.clone(),
         cancel.clone(),
     ));
-    let Some(public_url) = &webex.public_url else {
+    let Some(public_url) = settings.webex.as_ref().and_then(|w| w.public_url.as_ref()) else {
         tracing::warn!("webex.public_url is not set: Capture cannot register its webhooks itself");
         return Ok(());
     };
@@ -210,12 +289,14 @@ pub async fn run_with(
         connections: connections.clone(),
         buffer: buffer.clone(),
     });
+    let recordings_wake = Arc::new(Notify::new());
     let processor = Processor {
         store: store.clone(),
         clock: parts.clock.clone(),
         policy: settings.policy,
         link,
         wake: wake.clone(),
+        recordings_wake: recordings_wake.clone(),
     };
     tasks.spawn(processor.run(cancel.clone()));
     tasks.spawn(
@@ -224,10 +305,20 @@ pub async fn run_with(
             .checkpoint_loop(CHECKPOINT_INTERVAL, cancel.clone()),
     );
     let directory_changed = Arc::new(Notify::new());
+    let backfill_requested = Arc::new(Notify::new());
+    let adapter = adapter(
+        &settings,
+        &store,
+        &parts.clock,
+        recordings_wake.clone(),
+        backfill_requested.clone(),
+        metrics.clone(),
+    )?;
+    let adapter_configured = adapter.is_some();
     spawn_webex_tasks(
         &settings,
         &secret,
-        &store,
+        adapter,
         &directory_changed,
         &tasks,
         &cancel,
@@ -249,6 +340,9 @@ pub async fn run_with(
         connections: connections.clone(),
         buffer: buffer.clone(),
         enrolment_sha256: Arc::new(Sha256::digest(enrolment.as_bytes()).into()),
+        adapter_configured,
+        recordings_wake,
+        backfill_requested,
     };
     let sessions_shutdown = CancellationToken::new();
     let recorder = recorder::Recorder {

@@ -30,6 +30,10 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Run(RunArgs),
+    /// Run the service with the built-in Webex emulator and virtual agents taking calls: a first
+    /// look without a Webex account (needs no Webex settings; keep its data apart).
+    #[cfg(feature = "demo")]
+    Demo(RunArgs),
     /// The agent directory.
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -39,6 +43,19 @@ enum Command {
     /// Screen buffer (SCN) files.
     #[command(subcommand)]
     Scn(ScnCommand),
+    /// Fetch every Webex recording that started in [FROM, TO): resumable (run it again after an
+    /// interruption), safe next to the running service; progress on stderr.
+    Backfill {
+        /// Start, inclusive: RFC 3339 (`2026-11-01T00:00:00Z`) or a UTC date (`2026-11-01`).
+        #[arg(long)]
+        from: String,
+        /// End, exclusive (same forms).
+        #[arg(long)]
+        to: String,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,9 +121,11 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Run(args)) => args,
-        None => cli.run,
+    let (args, demo) = match cli.command {
+        Some(Command::Run(args)) => (args, false),
+        #[cfg(feature = "demo")]
+        Some(Command::Demo(args)) => (args, true),
+        None => (cli.run, false),
         Some(Command::Agent(command)) => {
             return report(agent_command(cli.config.as_deref(), command));
         }
@@ -115,6 +134,14 @@ fn main() -> ExitCode {
         }
         Some(Command::Webhooks(command)) => {
             return report(webhooks_command(cli.config.as_deref(), command));
+        }
+        Some(Command::Backfill { from, to, data_dir }) => {
+            return report(backfill_command(
+                cli.config.as_deref(),
+                &from,
+                &to,
+                data_dir,
+            ));
         }
     };
     let overrides = Overrides {
@@ -130,7 +157,7 @@ fn main() -> ExitCode {
             }
         };
     init_logging(&settings);
-    match serve(settings) {
+    match serve(settings, demo) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -241,7 +268,85 @@ fn webhooks_command(
     Ok(())
 }
 
-fn serve(settings: Settings) -> anyhow::Result<()> {
+/// An instant given on the command line: RFC 3339, or a date taken as UTC midnight.
+fn parse_instant(flag: &str, text: &str) -> anyhow::Result<i64> {
+    if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
+        return Ok(timestamp.as_millisecond());
+    }
+    let date: jiff::civil::Date = text
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{flag} {text:?}: expected RFC 3339 or YYYY-MM-DD"))?;
+    Ok(date
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|e| anyhow::anyhow!("--{flag} {text:?}: {e}"))?
+        .timestamp()
+        .as_millisecond())
+}
+
+fn backfill_command(
+    config: Option<&std::path::Path>,
+    from: &str,
+    to: &str,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use capture_server::adapter::backfill::Progress;
+    let from_ms = parse_instant("from", from)?;
+    let to_ms = parse_instant("to", to)?;
+    let settings = settings(config, data_dir)?;
+    init_logging(&settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let store = capture_server::store::Store::open(&settings.data_dir).await?;
+        let clock = capture_server::clock::Clock::system();
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let poll_now = std::sync::Arc::new(tokio::sync::Notify::new());
+        let metrics = std::sync::Arc::new(capture_server::metrics::Metrics::new());
+        let adapter = capture_server::adapter(&settings, &store, &clock, wake, poll_now, metrics)?
+            .ok_or_else(|| anyhow::anyhow!("no Webex credentials are configured (webex.access_token or webex.refresh_token)"))?;
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} recordings {msg}",
+            )?,
+        );
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown_signal()?;
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            signal.await;
+            on_signal.cancel();
+        });
+        let report = |progress: &Progress| {
+            bar.set_length(progress.total.max(0) as u64);
+            bar.set_position((progress.stored + progress.parked).max(0) as u64);
+            bar.set_message(match (progress.listed, progress.parked) {
+                (false, _) => "(listing)".to_owned(),
+                (true, 0) => String::new(),
+                (true, parked) => format!("({parked} parked)"),
+            });
+        };
+        let result = adapter.backfill(from_ms, to_ms, report, cancel).await;
+        bar.finish();
+        store.close().await;
+        let progress = result?;
+        println!(
+            "{}",
+            serde_json::json!({ "stored": progress.stored, "parked": progress.parked, "total": progress.total })
+        );
+        if progress.parked > 0 {
+            eprintln!(
+                "capture-server: {} recordings were parked; see GET /api/v1/recordings?state=parked",
+                progress.parked
+            );
+        }
+        Ok(())
+    })
+}
+
+fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -250,6 +355,10 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let listener = std::net::TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let shutdown = shutdown_signal().context("cannot install signal handlers")?;
+        if demo {
+            #[cfg(feature = "demo")]
+            return capture_server::demo::run(settings, listener, shutdown).await;
+        }
         capture_server::run(settings, listener, shutdown).await?;
         Ok(())
     })

@@ -52,6 +52,16 @@ pub struct Metrics {
     pub agent_frames: Counter,
     /// Bytes of video frames queued for the call buffer.
     pub agent_frame_bytes: Counter,
+    /// Webex recordings stored (audio on disk, filed into an interaction).
+    pub recordings_stored: Counter,
+    /// Recording fetch attempts that failed and will be retried.
+    pub recording_retries: Counter,
+    /// Recordings parked for an operator.
+    pub recordings_parked: Counter,
+    /// Bytes of recording audio stored.
+    pub recording_bytes: Counter,
+    /// Polls of Webex's recording list that failed.
+    pub poll_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -121,7 +131,42 @@ impl Metrics {
             "Bytes of screen frames received and queued for the call buffer",
             agent_frame_bytes.clone(),
         );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let recordings_stored = counter(
+            &mut registry,
+            "recordings_stored",
+            "Webex recordings stored with their audio and filed into an interaction",
+        );
+        let recording_retries = counter(
+            &mut registry,
+            "recording_retries",
+            "Recording fetch attempts that failed and will be retried",
+        );
+        let recordings_parked = counter(
+            &mut registry,
+            "recordings_parked",
+            "Recordings parked for an operator after failing",
+        );
+        let recording_bytes = counter(
+            &mut registry,
+            "recording_audio_bytes",
+            "Bytes of recording audio stored",
+        );
+        let poll_failures = counter(
+            &mut registry,
+            "recording_poll_failures",
+            "Polls of the Webex recording list that failed",
+        );
         Metrics {
+            recordings_stored,
+            recording_retries,
+            recordings_parked,
+            recording_bytes,
+            poll_failures,
             registry: Mutex::new(registry),
             http_requests,
             http_seconds,

@@ -4,6 +4,7 @@
 
 pub mod fake_agent;
 pub mod fake_webex;
+pub mod recordings;
 pub mod scn_samples;
 pub mod server;
 pub mod webex;

@@ -29,6 +29,14 @@ impl TestServer {
 
     /// Starts a server after `adjust` changed its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestServer> {
+        TestServer::start_at(|config, _| adjust(config)).await
+    }
+
+    /// Starts a server after `adjust` changed its configuration, knowing the address it will
+    /// listen on (for `webex.public_url`).
+    pub async fn start_at(
+        adjust: impl FnOnce(&mut Config, SocketAddr),
+    ) -> anyhow::Result<TestServer> {
         let data_dir = tempfile::tempdir()?;
         let mut config = Config {
             data_dir: data_dir.path().to_owned(),
@@ -36,10 +44,10 @@ impl TestServer {
         };
         config.shutdown_grace_s = 2;
         config.webex.webhook_secret = Some(crate::webex::SECRET.to_owned());
-        adjust(&mut config);
-        let settings = Settings::from_config(config)?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
+        adjust(&mut config, addr);
+        let settings = Settings::from_config(config)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(capture_server::run(settings, listener, async {
             let _ = stopped.await;

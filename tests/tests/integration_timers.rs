@@ -54,6 +54,7 @@ async fn processor(policy: Policy) -> anyhow::Result<(tempfile::TempDir, Store, 
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path()).await?;
     let processor = Processor {
+        recordings_wake: Arc::new(tokio::sync::Notify::new()),
         store: store.clone(),
         clock: Clock::manual(T0),
         policy,

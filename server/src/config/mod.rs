@@ -16,7 +16,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use settings::{LogFormat, SecretSource, Settings, TlsSource, WebexSettings};
+pub use settings::{
+    AdapterSettings, Credentials, LogFormat, SecretSource, Settings, TlsSource, WebexSettings,
+};
 
 /// The environment variable prefix of every key.
 pub const ENV_PREFIX: &str = "CAPTURE_";
@@ -40,6 +42,38 @@ pub struct Config {
     pub webex: WebexConfig,
     /// Call and agent events → recording commands.
     pub integration: IntegrationConfig,
+    /// The recording adapter (Webex Converged Recordings → stored audio).
+    pub adapter: AdapterConfig,
+}
+
+/// The `[adapter]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdapterConfig {
+    /// Seconds between two polls of Webex's recording list (1–3600).
+    pub poll_interval_s: u64,
+    /// Seconds each poll reaches back before the last poll's end, so that a recording published
+    /// late (Webex lists recordings by when they started, published after the call ends) is still
+    /// seen: at least the longest call plus Webex's publishing delay (60–2592000).
+    pub overlap_s: u64,
+    /// On the very first poll, how far back to look, in seconds (0–2592000).
+    pub initial_lookback_s: u64,
+    /// Recordings fetched at the same time (1–128).
+    pub concurrency: u32,
+    /// Attempts of one recording before it is parked for an operator (1–100).
+    pub max_attempts: u32,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        AdapterConfig {
+            poll_interval_s: 60,
+            overlap_s: 6 * 3600,
+            initial_lookback_s: 24 * 3600,
+            concurrency: 16,
+            max_attempts: 10,
+        }
+    }
 }
 
 /// The `[webex]` section.
@@ -53,6 +87,22 @@ pub struct WebexConfig {
     pub access_token: Option<String>,
     /// File holding the access token.
     pub access_token_file: Option<PathBuf>,
+    /// OAuth client id of the integration (or Service App) whose tokens Capture refreshes itself.
+    pub client_id: Option<String>,
+    /// Its client secret.
+    pub client_secret: Option<String>,
+    /// File holding the client secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// The integration's refresh token (the first one: Capture keeps the newest it receives in
+    /// `<data_dir>/webex-tokens.json`).
+    pub refresh_token: Option<String>,
+    /// File holding the refresh token.
+    pub refresh_token_file: Option<PathBuf>,
+    /// A Service App's application id: Capture then mints the app's tokens with
+    /// `POST /applications/{id}/token`, authorised by `access_token` (an administrator's).
+    pub service_app_id: Option<String>,
+    /// The organisation a Service App is authorised for (`targetOrgId`).
+    pub org_id: Option<String>,
     /// Public HTTPS base URL where Webex reaches this server (`https://capture.example.com`); the
     /// webhooks target `<public_url>/webhooks/webex`.
     pub public_url: Option<String>,
@@ -85,6 +135,13 @@ impl Default for WebexConfig {
             base_url: "https://webexapis.com/v1".into(),
             access_token: None,
             access_token_file: None,
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
+            refresh_token: None,
+            refresh_token_file: None,
+            service_app_id: None,
+            org_id: None,
             public_url: None,
             ca_file: None,
             webhook_secret: None,
@@ -137,6 +194,7 @@ impl Default for Config {
             log: LogConfig::default(),
             webex: WebexConfig::default(),
             integration: IntegrationConfig::default(),
+            adapter: AdapterConfig::default(),
         }
     }
 }

@@ -36,13 +36,44 @@ pub enum SecretSource {
     Generated(PathBuf),
 }
 
+/// How Capture authenticates to Webex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A fixed access token (value or file), replaced by the operator when it expires.
+    Static(SecretSource),
+    /// An integration's (or Service App's) refresh token: Capture refreshes the access token
+    /// before it expires and keeps the newest refresh token.
+    Refresh {
+        /// OAuth client id.
+        client_id: String,
+        /// OAuth client secret.
+        client_secret: SecretSource,
+        /// The configured refresh token.
+        refresh_token: SecretSource,
+    },
+    /// A Service App: its first token pair is minted with an administrator's token, then
+    /// refreshed like an integration's.
+    ServiceApp {
+        /// The application id.
+        app_id: String,
+        /// Its client id.
+        client_id: String,
+        /// Its client secret.
+        client_secret: SecretSource,
+        /// The organisation.
+        org_id: String,
+        /// The administrator's token that authorises minting.
+        admin_token: SecretSource,
+    },
+}
+
 /// How Capture talks to Webex.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebexSettings {
     /// API base URL.
     pub base_url: String,
-    /// The access token (value or file).
-    pub token: SecretSource,
+    /// How Capture authenticates.
+    pub credentials: Credentials,
     /// Where Webex reaches us, when configured.
     pub public_url: Option<String>,
     /// Extra CA to trust.
@@ -81,6 +112,114 @@ pub struct Settings {
     pub agent_state_source: String,
     /// Webex API access, when credentials are configured.
     pub webex: Option<WebexSettings>,
+    /// The recording adapter.
+    pub adapter: AdapterSettings,
+}
+
+/// The recording adapter's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSettings {
+    /// Between two polls.
+    pub poll_interval: Duration,
+    /// How far each poll reaches back before the last poll's end.
+    pub overlap: Duration,
+    /// How far the first poll looks back.
+    pub initial_lookback: Duration,
+    /// Recordings fetched at the same time.
+    pub concurrency: usize,
+    /// Attempts before a recording is parked.
+    pub max_attempts: u32,
+}
+
+fn range_check(
+    key: &'static str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            reason: format!("must be between {} and {}", range.start(), range.end()),
+        })
+    }
+}
+
+/// One secret from a value or a file, not both; `None` when neither is set.
+fn secret(
+    key: &'static str,
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<SecretSource>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(file)) => Err(ConfigError::Invalid {
+            key,
+            value: file.display().to_string(),
+            reason: format!("set either {key} or {key}_file, not both"),
+        }),
+        (Some(value), None) => Ok(Some(SecretSource::Value(value.trim().to_owned()))),
+        (None, Some(file)) => Ok(Some(SecretSource::File(file.clone()))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn credentials(webex: &super::WebexConfig) -> Result<Option<Credentials>, ConfigError> {
+    let token = secret(
+        "webex.access_token",
+        &webex.access_token,
+        &webex.access_token_file,
+    )?;
+    let client_secret = secret(
+        "webex.client_secret",
+        &webex.client_secret,
+        &webex.client_secret_file,
+    )?;
+    let refresh = secret(
+        "webex.refresh_token",
+        &webex.refresh_token,
+        &webex.refresh_token_file,
+    )?;
+    let missing = |key: &'static str, why: &str| ConfigError::Invalid {
+        key,
+        value: "unset".into(),
+        reason: why.to_owned(),
+    };
+    if let Some(app_id) = &webex.service_app_id {
+        let why = "required for a Service App (webex.service_app_id)";
+        return Ok(Some(Credentials::ServiceApp {
+            app_id: app_id.clone(),
+            client_id: webex
+                .client_id
+                .clone()
+                .ok_or_else(|| missing("webex.client_id", why))?,
+            client_secret: client_secret.ok_or_else(|| missing("webex.client_secret", why))?,
+            org_id: webex
+                .org_id
+                .clone()
+                .ok_or_else(|| missing("webex.org_id", why))?,
+            admin_token: token.ok_or_else(|| missing("webex.access_token", why))?,
+        }));
+    }
+    match (refresh, &webex.client_id, client_secret) {
+        (Some(refresh_token), Some(client_id), Some(client_secret)) => {
+            Ok(Some(Credentials::Refresh {
+                client_id: client_id.clone(),
+                client_secret,
+                refresh_token,
+            }))
+        }
+        (Some(_), None, _) => Err(missing(
+            "webex.client_id",
+            "required with webex.refresh_token",
+        )),
+        (Some(_), _, None) => Err(missing(
+            "webex.client_secret",
+            "required with webex.refresh_token",
+        )),
+        (None, _, _) => Ok(token.map(Credentials::Static)),
+    }
 }
 
 /// Longest shutdown grace period, seconds.
@@ -225,34 +364,39 @@ impl Settings {
                 reason: "must be an https:// URL Webex can reach".into(),
             });
         }
-        let token = match (&webex_config.access_token, &webex_config.access_token_file) {
-            (Some(_), Some(file)) => {
-                return Err(ConfigError::Invalid {
-                    key: "webex.access_token_file",
-                    value: file.display().to_string(),
-                    reason: "set either webex.access_token or webex.access_token_file, not both"
-                        .into(),
-                });
-            }
-            (Some(token), None) => Some(SecretSource::Value(token.trim().to_owned())),
-            (None, Some(file)) => Some(SecretSource::File(file.clone())),
-            (None, None) => None,
-        };
-        let webex = token.map(|token| WebexSettings {
+        let webex = credentials(webex_config)?.map(|credentials| WebexSettings {
             base_url: webex_config.base_url.trim_end_matches('/').to_owned(),
-            token,
+            credentials,
             public_url: webex_config
                 .public_url
                 .as_ref()
                 .map(|u| u.trim_end_matches('/').to_owned()),
             ca_file: webex_config.ca_file.clone(),
         });
+        let adapter = &config.adapter;
+        range_check("adapter.poll_interval_s", adapter.poll_interval_s, 1..=3600)?;
+        range_check("adapter.overlap_s", adapter.overlap_s, 60..=2_592_000)?;
+        range_check(
+            "adapter.initial_lookback_s",
+            adapter.initial_lookback_s,
+            0..=2_592_000,
+        )?;
+        range_check("adapter.concurrency", adapter.concurrency.into(), 1..=128)?;
+        range_check("adapter.max_attempts", adapter.max_attempts.into(), 1..=100)?;
+        let adapter = AdapterSettings {
+            poll_interval: Duration::from_secs(adapter.poll_interval_s),
+            overlap: Duration::from_secs(adapter.overlap_s),
+            initial_lookback: Duration::from_secs(adapter.initial_lookback_s),
+            concurrency: adapter.concurrency as usize,
+            max_attempts: adapter.max_attempts,
+        };
         let agent_state_source = config.integration.agent_state_source.clone();
         Ok(Settings {
             webhook_secret,
             policy,
             agent_state_source,
             webex,
+            adapter,
             listen: config.listen,
             data_dir: config.data_dir,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_s),

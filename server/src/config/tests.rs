@@ -164,3 +164,77 @@ fn a_missing_file_is_an_error() {
         "{error}"
     );
 }
+
+#[test]
+fn webex_credentials_take_three_forms() {
+    Jail::expect_with(|jail| {
+        let fixed = load_in_jail(jail, Some("[webex]\naccess_token = \"t\"\n")).expect("fixed");
+        assert!(matches!(
+            fixed.webex.map(|w| w.credentials),
+            Some(Credentials::Static(SecretSource::Value(ref t))) if t == "t"
+        ));
+        jail.create_file("secret", "s3cret\n")?;
+        let refresh = load_in_jail(
+            jail,
+            Some("[webex]\nclient_id = \"c\"\nclient_secret_file = \"secret\"\nrefresh_token = \"r\"\n"),
+        )
+        .expect("refresh");
+        assert!(matches!(
+            refresh.webex.map(|w| w.credentials),
+            Some(Credentials::Refresh { ref client_id, client_secret: SecretSource::File(_), .. }) if client_id == "c"
+        ));
+        let app = load_in_jail(
+            jail,
+            Some("[webex]\nservice_app_id = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\norg_id = \"o\"\naccess_token = \"admin\"\n"),
+        )
+        .expect("service app");
+        assert!(matches!(
+            app.webex.map(|w| w.credentials),
+            Some(Credentials::ServiceApp { ref org_id, .. }) if org_id == "o"
+        ));
+        assert!(load_in_jail(jail, None).expect("none").webex.is_none());
+        Ok(())
+    });
+}
+
+#[test]
+fn incomplete_webex_credentials_and_bad_adapter_values_are_named() {
+    Jail::expect_with(|jail| {
+        let cases = [
+            (
+                "[webex]\nrefresh_token = \"r\"\nclient_secret = \"s\"\n",
+                "webex.client_id",
+            ),
+            (
+                "[webex]\nrefresh_token = \"r\"\nclient_id = \"c\"\n",
+                "webex.client_secret",
+            ),
+            (
+                "[webex]\nservice_app_id = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\naccess_token = \"t\"\n",
+                "webex.org_id",
+            ),
+            (
+                "[webex]\nclient_secret = \"s\"\nclient_secret_file = \"f\"\n",
+                "webex.client_secret",
+            ),
+            (
+                "[adapter]\npoll_interval_s = 0\n",
+                "adapter.poll_interval_s",
+            ),
+            ("[adapter]\nconcurrency = 1000\n", "adapter.concurrency"),
+            ("[adapter]\nmax_attempts = 0\n", "adapter.max_attempts"),
+        ];
+        for (toml, key) in cases {
+            match load_in_jail(jail, Some(toml)) {
+                Err(ConfigError::Invalid { key: named, .. }) => assert_eq!(named, key, "{toml}"),
+                other => panic!("{toml}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+        let defaults = load_in_jail(jail, None).expect("defaults");
+        assert_eq!(
+            defaults.adapter.poll_interval,
+            std::time::Duration::from_secs(60)
+        );
+        Ok(())
+    });
+}

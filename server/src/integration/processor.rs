@@ -35,6 +35,8 @@ pub struct Processor {
     pub link: Arc<dyn AgentLink>,
     /// Woken when deliveries are stored.
     pub wake: Arc<Notify>,
+    /// Notified when a `convergedRecordings` delivery queues a recording for the adapter.
+    pub recordings_wake: Arc<Notify>,
 }
 
 /// A command to send once the transaction committed.
@@ -203,6 +205,18 @@ impl Processor {
             .and_then(|e| decode::decode(&e, received_at));
         let person = match &decoded {
             Ok(Decoded::Call { person, .. } | Decoded::AgentState { person, .. }) => *person,
+            Ok(Decoded::Recording { id }) => {
+                let new = tx.discover_recording(id, received_at.0, now).await?;
+                if new {
+                    self.recordings_wake.notify_one();
+                }
+                let outcome = if new {
+                    format!("recording {id} queued for the adapter")
+                } else {
+                    format!("recording {id} already known")
+                };
+                return tx.mark_processed(seq, &outcome, now).await;
+            }
             Ok(Decoded::Other { resource }) => {
                 let outcome = format!("ignored: resource {resource} is not a call or agent event");
                 return tx.mark_processed(seq, &outcome, now).await;

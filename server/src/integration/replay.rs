@@ -52,6 +52,12 @@ pub fn replay(
                 latest = latest.max(*at);
                 *person
             }
+            Decoded::Recording { id } => {
+                lines.push(
+                    json!({ "source": source, "recording": id, "action": "fetch recording" }),
+                );
+                continue;
+            }
             Decoded::Other { resource } => {
                 lines.push(json!({ "source": source, "skipped": format!("resource {resource} is not a call or agent event") }));
                 continue;

@@ -4,6 +4,8 @@
 mod agents;
 mod contacts;
 mod deliveries;
+mod interactions;
+mod recordings;
 mod scn_files;
 mod tx;
 
@@ -18,6 +20,8 @@ use sqlx::sqlite::{
 pub use agents::{AgentEntry, NewAgent};
 pub use contacts::{ContactDetail, ContactEvent, ContactFilter, ContactGap, ContactSummary};
 pub use deliveries::{Inserted, NewDelivery, StoredDelivery};
+pub use interactions::{InteractionFilter, InteractionRecording, InteractionSummary};
+pub use recordings::{Backfill, Discovered, JobCounts, RecordingJob, StoredRecording};
 pub use scn_files::{ScnFileEntry, ScnState};
 pub use tx::StoreTx;
 

@@ -58,6 +58,25 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Queues a recording announced by webhook for the adapter; whether it was new.
+    pub async fn discover_recording(
+        &mut self,
+        id: &str,
+        received_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO recordings (id, state, source, discovered_ms, next_attempt_ms)
+             VALUES (?, 'pending', 'webhook', ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(received_ms)
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks a delivery processed with its outcome.
     pub async fn mark_processed(
         &mut self,

@@ -15,6 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::auth::Tokens;
+
 /// Attempts per request.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Longest `Retry-After` honoured; longer ones are cut to this.
@@ -23,8 +25,10 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// Largest backoff ceiling.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
-/// Per-request timeout.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence while reading an answer (a whole MP3 may take longer than this; a stall not).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a Webex call failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,23 @@ impl WebexError {
     }
 }
 
+impl WebexError {
+    /// What `Retry-After` asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            WebexError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether a download failed because its temporary link is no longer valid (Webex's exact
+    /// answer is uncertain: any of 401, 403, 404, 410 on a download link is taken as expiry, and
+    /// cured by fetching the details again).
+    pub fn is_expired_link(&self) -> bool {
+        matches!(self, WebexError::Status { status, .. } if matches!(status.as_u16(), 401 | 403 | 404 | 410))
+    }
+}
+
 fn retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 423 | 429 | 500 | 502 | 503 | 504)
 }
@@ -114,7 +135,26 @@ pub struct Webhook {
 pub struct WebexClient {
     http: reqwest::Client,
     base: Arc<str>,
-    token: Arc<str>,
+    tokens: Arc<Tokens>,
+}
+
+/// How long to wait before attempt `attempt + 1`: what `Retry-After` asked, else exponential
+/// backoff with full jitter.
+pub fn retry_wait(failure: &WebexError, attempt: u32) -> Duration {
+    match failure {
+        WebexError::Status {
+            retry_after: Some(after),
+            ..
+        } => *after,
+        _ => {
+            let ceiling = BACKOFF_BASE
+                .saturating_mul(1 << attempt.min(8))
+                .min(BACKOFF_MAX);
+            Duration::from_millis(fastrand::u64(
+                0..=u64::try_from(ceiling.as_millis()).unwrap_or(0),
+            ))
+        }
+    }
 }
 
 fn trimmed_body(text: &str) -> String {
@@ -134,11 +174,12 @@ pub fn next_link(header: &str) -> Option<String> {
 }
 
 impl WebexClient {
-    /// A client for `base_url` (e.g. `https://webexapis.com/v1`) with an access token; TLS trusts
-    /// the system's roots plus `extra_ca` (a TLS-inspecting proxy's CA, or the emulator's).
+    /// A client for `base_url` (e.g. `https://webexapis.com/v1`) authenticating with `tokens`;
+    /// TLS trusts the system's roots plus `extra_ca` (a TLS-inspecting proxy's CA, or the
+    /// emulator's).
     pub fn new(
         base_url: &str,
-        token: &str,
+        tokens: Arc<Tokens>,
         extra_ca: Option<&Path>,
     ) -> Result<WebexClient, WebexError> {
         let mut roots = rustls::RootCertStore::empty();
@@ -163,14 +204,15 @@ impl WebexClient {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .user_agent(concat!("capture/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| WebexError::Setup(e.to_string()))?;
         Ok(WebexClient {
             http,
             base: Arc::from(base_url.trim_end_matches('/')),
-            token: Arc::from(token),
+            tokens,
         })
     }
 
@@ -182,45 +224,49 @@ impl WebexClient {
         }
     }
 
-    /// Sends a request with the retry policy; returns the `Link` next URL and the JSON body.
-    async fn send(
+    /// Sends a request with the retry policy and returns the successful answer. `authorised`:
+    /// whether to send the bearer token (download links carry their own ticket and may point to
+    /// another host, so they get none). A 401 is answered once by a fresh token when the token
+    /// source can refresh.
+    pub(crate) async fn execute(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<(Option<String>, Value), WebexError> {
+        authorised: bool,
+    ) -> Result<reqwest::Response, WebexError> {
         let url = self.url(path);
         let mut attempt = 0;
+        let mut stale: Option<String> = None;
+        let mut refreshed = false;
         loop {
             attempt += 1;
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(&self.token);
+            let mut request = self.http.request(method.clone(), &url);
+            let mut used = None;
+            if authorised {
+                let token = self
+                    .tokens
+                    .access_token(&self.http, &self.base, stale.as_deref())
+                    .await?;
+                request = request.bearer_auth(&token);
+                used = Some(token);
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }
             let failure = match request.send().await {
-                Ok(response) if response.status().is_success() => {
-                    let next = response
-                        .headers()
-                        .get(reqwest::header::LINK)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(next_link);
-                    let text = response.text().await.map_err(|e| WebexError::Transport {
-                        method: method.clone(),
-                        path: path.to_owned(),
-                        message: e.to_string(),
-                    })?;
-                    let json = if text.trim().is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_str(&text).map_err(|e| WebexError::Decode {
-                            path: path.to_owned(),
-                            message: e.to_string(),
-                        })?
-                    };
-                    return Ok((next, json));
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response)
+                    if response.status() == StatusCode::UNAUTHORIZED
+                        && authorised
+                        && self.tokens.refreshable()
+                        && !refreshed =>
+                {
+                    tracing::info!(path, "webex refused the access token; refreshing it");
+                    refreshed = true;
+                    stale = used;
+                    attempt -= 1;
+                    continue;
                 }
                 Ok(response) => {
                     let status = response.status();
@@ -248,23 +294,39 @@ impl WebexClient {
             if !failure.is_retryable() || attempt >= MAX_ATTEMPTS {
                 return Err(failure);
             }
-            let wait = match &failure {
-                WebexError::Status {
-                    retry_after: Some(after),
-                    ..
-                } => *after,
-                _ => {
-                    let ceiling = BACKOFF_BASE
-                        .saturating_mul(1 << attempt.min(8))
-                        .min(BACKOFF_MAX);
-                    Duration::from_millis(fastrand::u64(
-                        0..=u64::try_from(ceiling.as_millis()).unwrap_or(0),
-                    ))
-                }
-            };
-            tracing::warn!(%failure, attempt, wait_ms = wait.as_millis() as u64, "webex request will be retried");
+            let wait = retry_wait(&failure, attempt);
+            tracing::debug!(%failure, attempt, wait_ms = wait.as_millis() as u64, "webex request will be retried");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Sends a request with the retry policy; returns the `Link` next URL and the JSON body.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(Option<String>, Value), WebexError> {
+        let response = self.execute(method.clone(), path, body, true).await?;
+        let next = response
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link);
+        let text = response.text().await.map_err(|e| WebexError::Transport {
+            method: method.clone(),
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| WebexError::Decode {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        Ok((next, json))
     }
 
     /// Every webhook of the organisation visible to the token (following `Link` paging).

@@ -3,7 +3,9 @@
 //! optional ones; facts and uncertainties are in the team's `webex/API.md`.
 
 pub mod agent_state;
+pub mod auth;
 pub mod client;
+pub mod recordings;
 pub mod signature;
 pub mod telephony;
 pub mod time;

@@ -3,6 +3,8 @@
 //! start into `<data_dir>/api-token`. Errors map here, in one place, to a status and a stable
 //! machine-readable `code`.
 
+mod interactions;
+
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
@@ -42,6 +44,12 @@ pub struct ApiState {
     pub connections: Arc<crate::recorder::Connections>,
     /// SHA-256 of the organisation's enrolment token (`<data_dir>/enrolment-token`).
     pub enrolment_sha256: Arc<[u8; 32]>,
+    /// Whether Webex credentials are configured (the adapter runs).
+    pub adapter_configured: bool,
+    /// Wakes the adapter's workers (a parked recording retried).
+    pub recordings_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the adapter's poll loop (a backfill requested).
+    pub backfill_requested: Arc<tokio::sync::Notify>,
 }
 
 /// The organisation's enrolment token inside the data directory: what agent installers carry
@@ -103,6 +111,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/agents", get(list_agents).post(add_agent))
         .route("/api/v1/agents/{id}", axum::routing::patch(map_agent))
+        .merge(interactions::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/agent/v1/enroll", post(enroll_agent))
         .with_state(state)

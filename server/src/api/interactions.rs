@@ -1,0 +1,240 @@
+//! Interactions (recordings consolidated by callSessionId), the adapter's recording jobs, its
+//! status and backfills.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use capture_shared::ids::normalize_call_session_id;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState, MAX_PAGE, parse_time};
+use crate::adapter::list::{LAST_POLL, WATERMARK};
+use crate::store::InteractionFilter;
+
+/// The routes of this file (behind the API's authentication).
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/interactions", get(list_interactions))
+        .route("/api/v1/interactions/{id}", get(get_interaction))
+        .route("/api/v1/recordings", get(list_recordings))
+        .route("/api/v1/recordings/{id}", get(get_recording))
+        .route("/api/v1/recordings/{id}/retry", post(retry_recording))
+        .route("/api/v1/adapter", get(adapter_status))
+        .route("/api/v1/backfills", post(start_backfill))
+}
+
+fn bad_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
+}
+
+/// Query of `GET /api/v1/interactions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InteractionQuery {
+    from: Option<String>,
+    to: Option<String>,
+    call_session_id: Option<String>,
+    owner_email: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_interactions(
+    State(state): State<ApiState>,
+    query: Result<Query<InteractionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| bad_query(e.body_text()))?;
+    let call_session_id = match query.call_session_id.as_deref() {
+        // Dashed or not, any case: the stored form is the normalised one.
+        Some(raw) => Some(
+            normalize_call_session_id(raw)
+                .map_err(|e| bad_query(format!("`call_session_id`: {e}")))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let filter = InteractionFilter {
+        from_ms: parse_time("from", query.from.as_deref())?,
+        to_ms: parse_time("to", query.to.as_deref())?,
+        call_session_id,
+        owner_email: query.owner_email,
+        limit: query.limit.unwrap_or(50).clamp(1, MAX_PAGE),
+        offset: query.offset.unwrap_or(0).max(0),
+    };
+    let items = state.store.interactions(&filter).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// The parts of a metadata document the interaction shows as they are.
+fn metadata_part(metadata: &Value, key: &str) -> Value {
+    metadata
+        .pointer(&format!("/serviceData/{key}"))
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()))
+}
+
+async fn get_interaction(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some((interaction, recordings)) = state.store.interaction(&id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no interaction {id}"),
+        ));
+    };
+    let recordings: Vec<Value> = recordings
+        .into_iter()
+        .map(|recording| {
+            let pauses = metadata_part(&recording.metadata, "recordingActions");
+            let activity = metadata_part(&recording.metadata, "callActivity");
+            let parties = json!({
+                "calling": recording.metadata.pointer("/serviceData/callingParty"),
+                "called": recording.metadata.pointer("/serviceData/calledParty"),
+            });
+            let mut value = serde_json::to_value(&recording).unwrap_or(Value::Null);
+            if let Some(object) = value.as_object_mut() {
+                object.remove("metadata");
+                object.insert("recording_actions".into(), pauses);
+                object.insert("call_activity".into(), activity);
+                object.insert("parties".into(), parties);
+            }
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "interaction": interaction, "recordings": recordings })).into_response())
+}
+
+/// Query of `GET /api/v1/recordings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_recordings(
+    State(state): State<ApiState>,
+    query: Result<Query<RecordingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| bad_query(e.body_text()))?;
+    if let Some(s) = query.state.as_deref()
+        && !["pending", "stored", "parked"].contains(&s)
+    {
+        return Err(bad_query("`state` is pending, stored or parked"));
+    }
+    let items = state
+        .store
+        .recording_jobs(
+            query.state.as_deref(),
+            query.limit.unwrap_or(50).clamp(1, MAX_PAGE),
+            query.offset.unwrap_or(0).max(0),
+        )
+        .await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn get_recording(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.store.recording_job(&id).await? {
+        Some(job) => Ok(Json(job).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no recording {id}"),
+        )),
+    }
+}
+
+async fn retry_recording(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now_ms();
+    if !state.store.retry_recording(&id, now).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_parked",
+            format!("recording {id} is not parked"),
+        ));
+    }
+    state
+        .store
+        .audit_event(now, "api", "retry_recording", &id, None)
+        .await?;
+    state.recordings_wake.notify_one();
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn adapter_status(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let watermark = state.store.adapter_value(WATERMARK).await?;
+    let last_poll = state
+        .store
+        .adapter_value(LAST_POLL)
+        .await?
+        .and_then(|v| serde_json::from_str::<Value>(&v).ok());
+    let counts = state.store.recording_counts(None).await?;
+    let backfills = state.store.backfills().await?;
+    Ok(Json(json!({
+        "configured": state.adapter_configured,
+        "watermark_ms": watermark.and_then(|w| w.parse::<i64>().ok()),
+        "last_poll": last_poll,
+        "recordings": counts,
+        "backfills": backfills,
+    }))
+    .into_response())
+}
+
+/// Body of `POST /api/v1/backfills`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBackfill {
+    from: String,
+    to: String,
+}
+
+async fn start_backfill(
+    State(state): State<ApiState>,
+    body: Result<Json<NewBackfill>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    let from = parse_time("from", Some(&body.from))?.unwrap_or_default();
+    let to = parse_time("to", Some(&body.to))?.unwrap_or_default();
+    if from >= to {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "`from` must be before `to`",
+        ));
+    }
+    if !state.adapter_configured {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "webex_not_configured",
+            "no Webex credentials are configured: nothing can be backfilled",
+        ));
+    }
+    let now = state.clock.now_ms();
+    let backfill = state.store.backfill(from, to, now).await?;
+    state
+        .store
+        .audit_event(
+            now,
+            "api",
+            "start_backfill",
+            &backfill.id.to_string(),
+            Some(&format!("{} {}", body.from, body.to)),
+        )
+        .await?;
+    state.backfill_requested.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(backfill)).into_response())
+}
