@@ -18,7 +18,7 @@ use capture_agent::capture::synthetic::{SyntheticSource, Workload};
 use capture_agent::clock::AgentClock;
 use capture_agent::connection::Endpoint;
 use tokio_util::sync::CancellationToken;
-use webex_emulator::{Emulator, EmulatorConfig};
+use webex_emulator::{CallTiming, ContactCenterTiming, Emulator, EmulatorConfig};
 
 use crate::config::{Credentials, SecretSource, Settings, TlsSource, WebexSettings};
 use crate::store::Store;
@@ -33,6 +33,21 @@ pub const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(15);
 pub const DEMO_WRAP_UP_MS: i64 = 5_000;
 /// Size of the synthetic desktops.
 pub const DEMO_SCREEN: (u32, u32) = (1280, 720);
+/// How soon a finished call's recordings appear in the emulator (Webex: minutes).
+pub const DEMO_PUBLISH_DELAY: Duration = Duration::from_secs(5);
+
+/// The demo's pace: short calls, arriving every few seconds, so that the first interactions
+/// appear well within a minute.
+pub fn demo_timing() -> ContactCenterTiming {
+    ContactCenterTiming {
+        call: CallTiming {
+            ring: Duration::from_secs(3),
+            phase: Duration::from_secs(5),
+        },
+        arrival: Duration::from_secs(6),
+        wrap_up: Duration::from_secs(5),
+    }
+}
 
 /// Runs the demo until `shutdown`.
 pub async fn run(
@@ -54,6 +69,7 @@ pub async fn run(
 
     let emulator = Emulator::start(EmulatorConfig {
         data_dir: settings.data_dir.join("emulator"),
+        publish_delay: DEMO_PUBLISH_DELAY,
         ..EmulatorConfig::default()
     })
     .await
@@ -136,7 +152,7 @@ pub async fn run(
     }
     // Let the service register its webhooks with the emulator before the first call rings.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let scenarios = emulator.spawn_contact_center(persons, Default::default());
+    let scenarios = emulator.spawn_contact_center(persons, demo_timing());
     println!(
         "capture demo: https://localhost:{port} (CA {}), API token in {}; webex emulator at {}; \
          {DEMO_AGENTS} virtual agents take calls: see GET /api/v1/contacts and /api/v1/interactions",

@@ -41,7 +41,7 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// Longest sleep of an idle worker loop (it also wakes on new work).
 pub const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// First job-level backoff; doubled per attempt up to [`JOB_BACKOFF_MAX`].
-pub const JOB_BACKOFF_BASE: Duration = Duration::from_secs(5);
+pub const JOB_BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest job-level backoff.
 pub const JOB_BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
 

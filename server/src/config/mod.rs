@@ -58,7 +58,8 @@ pub struct AdapterConfig {
     pub overlap_s: u64,
     /// On the very first poll, how far back to look, in seconds (0–2592000).
     pub initial_lookback_s: u64,
-    /// Recordings fetched at the same time (1–128).
+    /// Recordings fetched at the same time (1–512). Most of a fetch is waiting (on Webex, on
+    /// `Retry-After`), so backfills gain from more than the default.
     pub concurrency: u32,
     /// Attempts of one recording before it is parked for an operator (1–100).
     pub max_attempts: u32,

@@ -381,7 +381,7 @@ impl Settings {
             adapter.initial_lookback_s,
             0..=2_592_000,
         )?;
-        range_check("adapter.concurrency", adapter.concurrency.into(), 1..=128)?;
+        range_check("adapter.concurrency", adapter.concurrency.into(), 1..=512)?;
         range_check("adapter.max_attempts", adapter.max_attempts.into(), 1..=100)?;
         let adapter = AdapterSettings {
             poll_interval: Duration::from_secs(adapter.poll_interval_s),

@@ -4,18 +4,20 @@
 //! figures (units in the key names). BENCHMARKS.md lists every NAME and the latest figures.
 
 mod agent;
+mod backfill;
 mod scn;
 mod webhooks;
 
 use anyhow::{Context as _, bail};
 
-const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N]\n\
+const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N] [--rate N] [--recordings N] [--concurrency N]\n\
 names:\n  \
 scn-append    SCN append throughput with each fsync policy (screen-stream record mix)\n  \
 scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 MB)\n  \
 webhooks      signed Webex webhooks over loopback TLS at --rate per second (default 1000) for --seconds (default 60)\n  \
 agent-office  the real agent on Xvfb 1920x1080 with a scripted CRM page in chromium, --seconds (default 300)\n  \
-agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)";
+agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)\n  \
+backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency";
 
 /// Flags shared by the benchmarks.
 pub struct Options {
@@ -25,6 +27,10 @@ pub struct Options {
     pub mb: u64,
     /// `--rate`: requests per second for `webhooks`.
     pub rate: u64,
+    /// `--recordings`: how many for `backfill` (0: its default).
+    pub recordings: usize,
+    /// `--concurrency`: fetches at a time for `backfill`.
+    pub concurrency: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +40,8 @@ fn main() -> anyhow::Result<()> {
         seconds: 0,
         mb: 1024,
         rate: 1000,
+        recordings: 0,
+        concurrency: 256,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -43,6 +51,8 @@ fn main() -> anyhow::Result<()> {
             "--seconds" => options.seconds = value.parse().context("--seconds")?,
             "--mb" => options.mb = value.parse().context("--mb")?,
             "--rate" => options.rate = value.parse().context("--rate")?,
+            "--recordings" => options.recordings = value.parse().context("--recordings")?,
+            "--concurrency" => options.concurrency = value.parse().context("--concurrency")?,
             _ => bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
@@ -52,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         "webhooks" => webhooks::run(&options)?,
         "agent-office" => agent::run(&options, agent::Workload::Office)?,
         "agent-static" => agent::run(&options, agent::Workload::Static)?,
+        "backfill" => backfill::run(&options)?,
         _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
     };
     println!("RESULT {result}");
