@@ -397,3 +397,64 @@ async fn forged_webhooks_change_nothing_and_malformed_documents_park_with_a_reas
     assert_eq!(parked[0]["attempts"], 1);
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_download_link_is_renewed_by_fetching_the_details_again() -> anyhow::Result<()> {
+    use webex_emulator::{Faults, Route, RouteFaults};
+    // Links live 1 s; the metadata answers after 1.5 s, so the first link is dead when used.
+    let emulator = TestEmulator::start(|c| c.link_ttl = Duration::from_secs(1)).await?;
+    emulator.set_faults(Faults {
+        slow_delay: Duration::from_millis(1500),
+        ..Faults::none().with_route(
+            Route::Metadata,
+            RouteFaults {
+                slow: 1.0,
+                ..RouteFaults::default()
+            },
+        )
+    });
+    let recording = emulator.add_recording(RecordingSpec::new(Timestamp::now() - 30.minutes(), 6));
+    let server = server_for(&emulator, |config, _| {
+        config.adapter.poll_interval_s = 1;
+        config.adapter.initial_lookback_s = 3600;
+    })
+    .await?;
+    let jobs = wait_jobs(
+        &server,
+        std::slice::from_ref(&recording.id),
+        "stored",
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert_eq!(
+        jobs[0]["attempts"], 1,
+        "renewed within the attempt: {}",
+        jobs[0]
+    );
+    assert_eq!(
+        jobs[0]["audio_sha256"],
+        emulator
+            .audio_sha256(&recording.id)
+            .expect("audio")
+            .as_str()
+    );
+    let requests = emulator.requests();
+    let details = requests
+        .iter()
+        .filter(|r| {
+            r.path
+                .starts_with(&format!("/v1/convergedRecordings/{}", recording.id))
+                && !r.path.contains("metadata")
+        })
+        .count();
+    let expired = requests
+        .iter()
+        .filter(|r| r.path.contains("MultiThreadDownloadServlet") && r.status == 403)
+        .count();
+    assert_eq!(
+        (details, expired),
+        (2, 1),
+        "one expired download, one fresh link"
+    );
+    server.stop().await
+}
