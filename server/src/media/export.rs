@@ -68,7 +68,7 @@ struct Frame {
     entry: SampleEntry,
 }
 
-fn sample_entry(sps: &[u8], pps: &[u8], width: u32, height: u32) -> SampleEntry {
+pub(crate) fn sample_entry(sps: &[u8], pps: &[u8], width: u32, height: u32) -> SampleEntry {
     // Profiles other than Baseline/Main/Extended carry the 4:2:0 8-bit extension fields.
     let high = !matches!(sps.get(1), Some(66 | 77 | 88));
     SampleEntry::Avc1(Avc1Box {
