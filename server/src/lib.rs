@@ -7,6 +7,7 @@
 //! - [`integration`]: Webex call and agent events → per-agent state machine → recording commands;
 //! - [`adapter`]: Webex's recordings (poll, webhook fast path, backfills) → stored audio and
 //!   interactions;
+//! - [`ingestion`]: screen + audio of an interaction → one stitched file in the archive;
 //! - [`webex`]: Webex's wire formats (webhook envelope and signature, payloads, timestamps);
 //! - [`recorder`]: the agents' websocket (`/agent/v1`): handshake, commands down, clock pings;
 //! - [`store`]: the metadata database (the only module with SQL);
@@ -23,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod files;
 pub mod http;
+pub mod ingestion;
 pub mod integration;
 pub mod media;
 pub mod metrics;
@@ -303,6 +305,24 @@ pub async fn run_with(
         store
             .clone()
             .checkpoint_loop(CHECKPOINT_INTERVAL, cancel.clone()),
+    );
+    let archive =
+        ingestion::archive::Archive::local(&settings.ingestion.archive_dir).map_err(|e| {
+            ServerError::DataDir {
+                path: settings.ingestion.archive_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+    tasks.spawn(
+        ingestion::Ingestion {
+            store: store.clone(),
+            data_dir: settings.data_dir.clone(),
+            archive,
+            settings: settings.ingestion.clone(),
+            clock: parts.clock.clone(),
+            wake: Arc::new(Notify::new()),
+        }
+        .run(cancel.clone()),
     );
     let directory_changed = Arc::new(Notify::new());
     let backfill_requested = Arc::new(Notify::new());

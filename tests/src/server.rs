@@ -69,6 +69,16 @@ impl TestServer {
         &self,
         machine: &str,
     ) -> anyhow::Result<(capture_agent::enroll::Enrolled, uuid::Uuid)> {
+        let person = uuid::Uuid::new_v4();
+        Ok((self.enroll_desktop_as(machine, person).await?, person))
+    }
+
+    /// Enrols a desktop and maps it to the Webex person `person`.
+    pub async fn enroll_desktop_as(
+        &self,
+        machine: &str,
+        person: uuid::Uuid,
+    ) -> anyhow::Result<capture_agent::enroll::Enrolled> {
         let token = std::fs::read_to_string(self.data_dir.path().join("enrolment-token"))?;
         let enrolled = capture_agent::enroll::enroll(
             &self.base_url(),
@@ -81,7 +91,6 @@ impl TestServer {
             },
         )
         .await?;
-        let person = uuid::Uuid::new_v4();
         self.client()?
             .patch(format!(
                 "{}/api/v1/agents/{}",
@@ -93,7 +102,7 @@ impl TestServer {
             .send()
             .await?
             .error_for_status()?;
-        Ok((enrolled, person))
+        Ok(enrolled)
     }
 
     /// The `/metrics` text.

@@ -17,7 +17,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use settings::{
-    AdapterSettings, Credentials, LogFormat, SecretSource, Settings, TlsSource, WebexSettings,
+    AdapterSettings, Credentials, IngestionSettings, LogFormat, SecretSource, Settings, TlsSource,
+    WebexSettings,
 };
 
 /// The environment variable prefix of every key.
@@ -44,6 +45,38 @@ pub struct Config {
     pub integration: IntegrationConfig,
     /// The recording adapter (Webex Converged Recordings → stored audio).
     pub adapter: AdapterConfig,
+    /// Ingestion: stitching screen and audio, the archive.
+    pub ingestion: IngestionConfig,
+}
+
+/// The `[ingestion]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestionConfig {
+    /// Seconds an interaction with both screen and audio waits after its last input before it is
+    /// stitched (late legs of a transfer, a restarted recording) (0–3600).
+    pub settle_s: u64,
+    /// Seconds a closed contact waits for its recordings (Webex publishes them minutes after the
+    /// call) before it is stitched without audio (0–86400).
+    pub wait_for_audio_s: u64,
+    /// Seconds recordings wait for a contact's screen before they are stitched without (0–86400).
+    pub wait_for_screen_s: u64,
+    /// Contacts shorter than this many seconds keep no screen (0–3600).
+    pub min_screen_s: u64,
+    /// The archive directory; `<data_dir>/archive` when unset.
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl Default for IngestionConfig {
+    fn default() -> Self {
+        IngestionConfig {
+            settle_s: 30,
+            wait_for_audio_s: 15 * 60,
+            wait_for_screen_s: 5 * 60,
+            min_screen_s: 5,
+            archive_dir: None,
+        }
+    }
 }
 
 /// The `[adapter]` section.
@@ -196,6 +229,7 @@ impl Default for Config {
             webex: WebexConfig::default(),
             integration: IntegrationConfig::default(),
             adapter: AdapterConfig::default(),
+            ingestion: IngestionConfig::default(),
         }
     }
 }

@@ -114,6 +114,23 @@ pub struct Settings {
     pub webex: Option<WebexSettings>,
     /// The recording adapter.
     pub adapter: AdapterSettings,
+    /// Ingestion.
+    pub ingestion: IngestionSettings,
+}
+
+/// Ingestion's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestionSettings {
+    /// Wait after the last input when both halves are there.
+    pub settle: Duration,
+    /// How long a screen waits for its audio.
+    pub wait_for_audio: Duration,
+    /// How long audio waits for its screen.
+    pub wait_for_screen: Duration,
+    /// Shorter contacts keep no screen.
+    pub min_screen: Duration,
+    /// The archive directory.
+    pub archive_dir: PathBuf,
 }
 
 /// The recording adapter's settings.
@@ -383,6 +400,29 @@ impl Settings {
         )?;
         range_check("adapter.concurrency", adapter.concurrency.into(), 1..=512)?;
         range_check("adapter.max_attempts", adapter.max_attempts.into(), 1..=100)?;
+        let ingestion = &config.ingestion;
+        range_check("ingestion.settle_s", ingestion.settle_s, 0..=3600)?;
+        range_check(
+            "ingestion.wait_for_audio_s",
+            ingestion.wait_for_audio_s,
+            0..=86_400,
+        )?;
+        range_check(
+            "ingestion.wait_for_screen_s",
+            ingestion.wait_for_screen_s,
+            0..=86_400,
+        )?;
+        range_check("ingestion.min_screen_s", ingestion.min_screen_s, 0..=3600)?;
+        let ingestion = IngestionSettings {
+            settle: Duration::from_secs(ingestion.settle_s),
+            wait_for_audio: Duration::from_secs(ingestion.wait_for_audio_s),
+            wait_for_screen: Duration::from_secs(ingestion.wait_for_screen_s),
+            min_screen: Duration::from_secs(ingestion.min_screen_s),
+            archive_dir: ingestion
+                .archive_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("archive")),
+        };
         let adapter = AdapterSettings {
             poll_interval: Duration::from_secs(adapter.poll_interval_s),
             overlap: Duration::from_secs(adapter.overlap_s),
@@ -397,6 +437,7 @@ impl Settings {
             agent_state_source,
             webex,
             adapter,
+            ingestion,
             listen: config.listen,
             data_dir: config.data_dir,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_s),

@@ -95,6 +95,57 @@ pub enum StitchError {
     NoVideo(PathBuf, MonitorId),
 }
 
+/// What an SCN file holds, as ingestion needs it to place its screen on a timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScnFacts {
+    /// Monitors with at least one keyframe.
+    pub monitors: Vec<MonitorId>,
+    /// Microseconds to add to the agent's capture times to get server UTC µs: the clock sample
+    /// with the shortest round trip (the header's anchor included).
+    pub clock_offset_us: Option<i64>,
+    /// The first keyframe's capture time (agent µs).
+    pub first_video_us: Option<u64>,
+    /// When the file was created (server UTC µs): the call's Ringing.
+    pub created_us: i64,
+}
+
+/// Reads `scn` once for [`ScnFacts`].
+pub fn scan(scn: &Path) -> Result<ScnFacts, StitchError> {
+    let mut reader = ScnReader::open(scn)?;
+    let header = reader.header().clone();
+    let mut best = header.clock_anchor;
+    let mut facts = ScnFacts {
+        created_us: header.created.0,
+        ..ScnFacts::default()
+    };
+    while let Some(record) = reader.next_record()? {
+        match record {
+            Record::ClockSample(anchor) if best.is_none_or(|b| anchor.rtt_us < b.rtt_us) => {
+                best = Some(anchor);
+            }
+            Record::Video {
+                monitor,
+                captured,
+                keyframe: true,
+                ..
+            } => {
+                if !facts.monitors.contains(&monitor) {
+                    facts.monitors.push(monitor);
+                }
+                facts.first_video_us = Some(
+                    facts
+                        .first_video_us
+                        .map_or(captured.0, |f| f.min(captured.0)),
+                );
+            }
+            _ => {}
+        }
+    }
+    facts.monitors.sort();
+    facts.clock_offset_us = best.map(|a| a.server.0 - i64::try_from(a.agent.0).unwrap_or(i64::MAX));
+    Ok(facts)
+}
+
 /// A monitor's frames in timeline order, from its first keyframe.
 struct VideoReader {
     reader: ScnReader<std::io::BufReader<std::fs::File>>,

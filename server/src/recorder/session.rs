@@ -113,18 +113,6 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
         return;
     };
     let agent = hello.agent_id;
-    let welcome = ServerMessage::Welcome(Welcome {
-        protocol_version: PROTOCOL_VERSION,
-        settings: recorder.settings.clone(),
-        server_time: UtcMicros(recorder.clock.now_ms().saturating_mul(1000)),
-    });
-    if socket
-        .send(Message::Text(welcome.to_json().into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
     // Contacts this agent should be recording (it reconnected, or restarted, mid-contact).
     for recording in recorder.buffer.recordings(agent) {
@@ -145,7 +133,22 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
         last_heartbeat_ms: None,
         spool_bytes: 0,
     };
+    // Registered before the welcome, so that whoever hears of the agent from it (the API, a
+    // command) finds it connected; commands queue until the welcome is sent.
     let connection = recorder.connections.register(agent, commands_tx, info);
+    let welcome = ServerMessage::Welcome(Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        settings: recorder.settings.clone(),
+        server_time: UtcMicros(recorder.clock.now_ms().saturating_mul(1000)),
+    });
+    if socket
+        .send(Message::Text(welcome.to_json().into()))
+        .await
+        .is_err()
+    {
+        recorder.connections.unregister(agent, connection);
+        return;
+    }
     tracing::info!(%agent, connection, "agent connected");
     let mut session = Session {
         recorder: &recorder,

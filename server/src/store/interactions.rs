@@ -25,6 +25,18 @@ pub struct InteractionSummary {
     pub owners: Vec<String>,
     /// The remote parties' numbers, distinct.
     pub remote_numbers: Vec<String>,
+    /// `collecting`, `archived`, `failed`.
+    pub state: String,
+    /// What the stitched file lacks (`screen`, `audio`).
+    pub missing: Option<String>,
+    /// The stitched file's key in the archive.
+    pub archive_key: Option<String>,
+    /// Its SHA-256.
+    pub archive_sha256: Option<String>,
+    /// Why stitching or archiving failed.
+    pub error: Option<String>,
+    /// The contacts whose screen belongs to it.
+    pub contacts: Vec<String>,
 }
 
 /// One recording of an interaction.
@@ -96,6 +108,8 @@ fn split(value: Option<String>) -> Vec<String> {
 }
 
 const SUMMARY: &str = "SELECT i.id, i.call_session_id, i.start_ms, i.stop_ms, i.recordings, i.duration_s,
+    i.state, i.missing, i.archive_key, i.archive_sha256, i.error,
+    (SELECT GROUP_CONCAT(ic.contact_id) FROM interaction_contacts ic WHERE ic.interaction_id = i.id) AS contacts,
     (SELECT GROUP_CONCAT(DISTINCT r.owner_email) FROM recordings r WHERE r.interaction_id = i.id) AS owners,
     (SELECT GROUP_CONCAT(DISTINCT r.remote_number) FROM recordings r WHERE r.interaction_id = i.id) AS remotes
     FROM interactions i";
@@ -114,6 +128,12 @@ fn summary(row: &sqlx::sqlite::SqliteRow) -> Result<InteractionSummary, StoreErr
         duration_s: row.try_get("duration_s")?,
         owners: list("owners")?,
         remote_numbers: list("remotes")?,
+        state: row.try_get("state")?,
+        missing: row.try_get("missing")?,
+        archive_key: row.try_get("archive_key")?,
+        archive_sha256: row.try_get("archive_sha256")?,
+        error: row.try_get("error")?,
+        contacts: list("contacts")?,
     })
 }
 

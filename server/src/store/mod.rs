@@ -4,6 +4,7 @@
 mod agents;
 mod contacts;
 mod deliveries;
+mod ingestion;
 mod interactions;
 mod recordings;
 mod scn_files;
@@ -20,6 +21,9 @@ use sqlx::sqlite::{
 pub use agents::{AgentEntry, NewAgent};
 pub use contacts::{ContactDetail, ContactEvent, ContactFilter, ContactGap, ContactSummary};
 pub use deliveries::{Inserted, NewDelivery, StoredDelivery};
+pub use ingestion::{
+    Archived, AudioInput, ClosedScreen, Collecting, InteractionInputs, ScreenInput,
+};
 pub use interactions::{InteractionFilter, InteractionRecording, InteractionSummary};
 pub use recordings::{Backfill, Discovered, JobCounts, RecordingJob, StoredRecording};
 pub use scn_files::{ScnFileEntry, ScnState};

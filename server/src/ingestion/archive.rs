@@ -1,0 +1,100 @@
+//! Long-term storage behind `object_store`'s interface: a local directory by default (its puts
+//! are atomic: written to a temporary file, synced, renamed); an S3-compatible store plugs in
+//! behind the same trait. Every object is read back and its SHA-256 compared before the buffer
+//! is cleared.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Why archiving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The store refused or failed.
+    #[error("archive: {0}")]
+    Store(#[from] object_store::Error),
+    /// Reading the local file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// What was read back is not what was written.
+    #[error("archive: {key} reads back with SHA-256 {found}, {expected} was written")]
+    Mismatch {
+        /// The object.
+        key: String,
+        /// Written.
+        expected: String,
+        /// Read back.
+        found: String,
+    },
+}
+
+/// The archive.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Archive {
+    /// A local directory (created if needed).
+    pub fn local(dir: &Path) -> Result<Archive, ArchiveError> {
+        std::fs::create_dir_all(dir)?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+        Ok(Archive {
+            store: Arc::new(store),
+        })
+    }
+
+    /// Uploads the file at `path` to `key`, streaming it; returns its SHA-256 and size.
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<(String, u64), ArchiveError> {
+        let location = ObjectPath::from(key);
+        let mut writer = object_store::buffered::BufWriter::new(self.store.clone(), location);
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let read = file.read(&mut buffer).await?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            writer.write_all(&buffer[..read]).await?;
+            bytes += read as u64;
+        }
+        writer.shutdown().await?;
+        Ok((hex::encode(hasher.finalize()), bytes))
+    }
+
+    /// Stores small `bytes` at `key`; returns their SHA-256.
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<String, ArchiveError> {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        self.store
+            .put(&ObjectPath::from(key), PutPayload::from(bytes))
+            .await?;
+        Ok(sha256)
+    }
+
+    /// Reads `key` back and checks its SHA-256.
+    pub async fn verify(&self, key: &str, expected: &str) -> Result<(), ArchiveError> {
+        let mut stream = self.store.get(&ObjectPath::from(key)).await?.into_stream();
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
+        }
+        let found = hex::encode(hasher.finalize());
+        if found == expected {
+            Ok(())
+        } else {
+            Err(ArchiveError::Mismatch {
+                key: key.to_owned(),
+                expected: expected.to_owned(),
+                found,
+            })
+        }
+    }
+}

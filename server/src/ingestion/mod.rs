@@ -1,0 +1,305 @@
+//! Ingestion: where the screen and the audio meet (DESIGN.md §5).
+//!
+//! ```text
+//! stored recording ─▶ transcode MP3 → Opus (off the runtime) ─┐
+//! closed SCN file ─▶ link to the interaction of each of its call sessions ─┤
+//!                                                                          ▼
+//! interaction ready (inputs settled, or the slower half's deadline passed)
+//!   ─▶ align (plan) ─▶ stitch one fragmented MP4 (off the runtime) ─▶ archive: file, manifest,
+//!      metadata; each read back and checked ─▶ 'archived' (one transaction) ─▶ buffer cleared
+//! ```
+//!
+//! Crash safety: nothing is removed from the buffer before the archive is verified and recorded;
+//! an interaction interrupted anywhere is stitched again from the start (the stitched file is
+//! rewritten, the archive's objects overwritten with the same content).
+
+pub mod archive;
+pub mod plan;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::IngestionSettings;
+use crate::media::stitch::{self, ScnFacts};
+use crate::store::{Archived, Collecting, InteractionInputs, Store, StoreError};
+use archive::Archive;
+
+/// How often ingestion looks for work when nothing wakes it.
+pub const TICK: Duration = Duration::from_secs(1);
+/// Where interactions are stitched before they are archived.
+pub const STITCHING_DIR: &str = "stitching";
+
+/// Why one interaction could not be ingested.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stitching failed.
+    #[error("stitching: {0}")]
+    Stitch(#[from] stitch::StitchError),
+    /// Archiving failed.
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
+    /// A blocking task failed.
+    #[error("{0}")]
+    Task(String),
+}
+
+/// Ingestion's parts.
+#[derive(Debug, Clone)]
+pub struct Ingestion {
+    /// The store.
+    pub store: Store,
+    /// The data directory (buffer, audio, stitching).
+    pub data_dir: PathBuf,
+    /// The archive.
+    pub archive: Archive,
+    /// Settings.
+    pub settings: IngestionSettings,
+    /// The clock.
+    pub clock: Clock,
+    /// Wakes the loop (a recording stored, a contact closed).
+    pub wake: Arc<Notify>,
+}
+
+/// Whether an interaction has waited long enough for its inputs.
+pub fn is_ready(interaction: &Collecting, settings: &IngestionSettings, now_ms: i64) -> bool {
+    if interaction.untranscoded > 0 {
+        return false;
+    }
+    let waited = now_ms - interaction.updated_ms;
+    let needed = match (interaction.contacts > 0, interaction.recordings > 0) {
+        (true, true) => settings.settle,
+        (true, false) => settings.wait_for_audio,
+        (false, true) => settings.wait_for_screen,
+        (false, false) => return false,
+    };
+    waited >= needed.as_millis() as i64
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| IngestError::Task(e.to_string()))
+}
+
+impl Ingestion {
+    /// Runs until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            if let Err(error) = self.step().await {
+                tracing::warn!(%error, "ingestion step failed; retrying");
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// One round: transcode, link, stitch what is ready.
+    pub async fn step(&self) -> Result<(), IngestError> {
+        for (id, mp3) in self.store.recordings_to_transcode(8).await? {
+            let opus = format!("{}.opus", mp3.trim_end_matches(".mp3"));
+            let (from, to) = (self.data_dir.join(&mp3), self.data_dir.join(&opus));
+            let outcome = blocking(move || crate::media::audio::transcode_mp3(&from, &to)).await?;
+            let now = self.clock.now_ms();
+            match outcome {
+                Ok(_) => self.store.set_transcoded(&id, Ok(&opus), now).await?,
+                Err(error) => {
+                    tracing::warn!(recording = %id, %error, "audio not transcoded; the interaction goes on without it");
+                    self.store
+                        .set_transcoded(&id, Err(&error.to_string()), now)
+                        .await?;
+                }
+            }
+        }
+        for screen in self.store.closed_screens().await? {
+            self.store.link_screen(&screen, self.clock.now_ms()).await?;
+        }
+        let now = self.clock.now_ms();
+        for interaction in self.store.collecting_interactions().await? {
+            if !is_ready(&interaction, &self.settings, now) {
+                continue;
+            }
+            if let Err(error) = self.ingest(&interaction.id).await {
+                tracing::error!(interaction = %interaction.id, %error, "interaction not archived");
+                self.store
+                    .interaction_failed(&interaction.id, &error.to_string())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stitches, archives and clears one interaction.
+    pub async fn ingest(&self, id: &str) -> Result<(), IngestError> {
+        let inputs = self.store.interaction_inputs(id).await?;
+        let mut facts = Vec::new();
+        let mut short = Vec::new();
+        for screen in &inputs.screens {
+            let length = screen.ended_ms.unwrap_or(screen.started_ms) - screen.started_ms;
+            if length < self.settings.min_screen.as_millis() as i64 {
+                short.push(screen.contact.clone());
+                continue;
+            }
+            let path = self.data_dir.join(&screen.scn_path);
+            let scanned: Result<ScnFacts, _> = blocking(move || stitch::scan(&path)).await?;
+            match scanned {
+                Ok(scanned) => facts.push((screen, scanned)),
+                Err(error) => {
+                    tracing::warn!(contact = %screen.contact, %error, "screen unreadable; stitched without it")
+                }
+            }
+        }
+        let screens: Vec<plan::Screen<'_>> = facts
+            .iter()
+            .map(|(input, facts)| plan::Screen {
+                input,
+                facts: facts.clone(),
+            })
+            .collect();
+        let aligned = plan::align(&screens, &inputs.audio, &self.data_dir);
+        let dir = self.data_dir.join(STITCHING_DIR);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| IngestError::Task(format!("{}: {e}", dir.display())))?;
+        let out = dir.join(format!("{id}.mp4"));
+        let (plan, file) = (aligned.plan.clone(), out.clone());
+        let stitched = blocking(move || stitch::stitch(&plan, &file)).await??;
+
+        let start = jiff::Timestamp::from_millisecond(aligned.start_ms)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let prefix = format!("interactions/{}/{id}", start.strftime("%Y/%m/%d"));
+        let key = format!("{prefix}/interaction.mp4");
+        let (sha256, bytes) = self.archive.put_file(&key, &out).await?;
+        self.archive.verify(&key, &sha256).await?;
+        let metadata = serde_json::to_vec_pretty(&json!({
+            "interaction": id,
+            "call_session_id": inputs.call_session_id,
+            "start_ms": aligned.start_ms,
+            "duration_us": aligned.plan.duration_us,
+            "contacts": inputs.screens,
+            "recordings": inputs.audio,
+        }))
+        .unwrap_or_default();
+        let metadata_sha = self
+            .archive
+            .put_bytes(&format!("{prefix}/metadata.json"), metadata)
+            .await?;
+        self.archive
+            .verify(&format!("{prefix}/metadata.json"), &metadata_sha)
+            .await?;
+        let manifest = serde_json::to_vec_pretty(&json!({
+            "interaction": id,
+            "file": { "key": key, "sha256": sha256, "bytes": bytes, "format": "fragmented MP4" },
+            "metadata": { "key": format!("{prefix}/metadata.json"), "sha256": metadata_sha },
+            "timeline_start_utc_ms": aligned.start_ms,
+            "tracks": aligned.plan.videos.iter().enumerate().map(|(n, v)| json!({
+                "track": n + 1, "kind": "video", "codec": "h264", "monitor": v.monitor.0, "frames": stitched.video_frames.get(n),
+            })).chain(std::iter::once(json!({
+                "track": aligned.plan.videos.len() + 1, "kind": "audio", "codec": "opus",
+                "recorded_packets": stitched.audio_packets, "silent_packets": stitched.silent_packets,
+            }))).collect::<Vec<_>>(),
+            "alignment": aligned.placements,
+            "missing": aligned.missing,
+            "screens_discarded_as_too_short": short,
+        }))
+        .unwrap_or_default();
+        let manifest_sha = self
+            .archive
+            .put_bytes(&format!("{prefix}/manifest.json"), manifest)
+            .await?;
+        self.archive
+            .verify(&format!("{prefix}/manifest.json"), &manifest_sha)
+            .await?;
+
+        let archived = Archived {
+            key,
+            sha256,
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+            missing: aligned.missing.map(str::to_owned),
+        };
+        let screens = self
+            .store
+            .interaction_archived(&inputs, &archived, self.clock.now_ms())
+            .await?;
+        self.clear(&inputs, &screens, &out).await;
+        tracing::info!(interaction = id, bytes, missing = ?aligned.missing, "interaction archived");
+        Ok(())
+    }
+
+    /// Removes what the archive now holds from the buffer.
+    async fn clear(
+        &self,
+        inputs: &InteractionInputs,
+        screens: &[String],
+        stitched: &std::path::Path,
+    ) {
+        let mut files = vec![stitched.to_owned()];
+        files.extend(screens.iter().map(|path| self.data_dir.join(path)));
+        for audio in &inputs.audio {
+            files.push(self.data_dir.join(&audio.opus_path));
+            files.extend(audio.audio_path.as_ref().map(|p| self.data_dir.join(p)));
+        }
+        for file in files {
+            if let Err(error) = tokio::fs::remove_file(&file).await
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %file.display(), %error, "archived input not removed from the buffer");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> IngestionSettings {
+        IngestionSettings {
+            settle: Duration::from_secs(10),
+            wait_for_audio: Duration::from_secs(900),
+            wait_for_screen: Duration::from_secs(300),
+            min_screen: Duration::from_secs(5),
+            archive_dir: PathBuf::from("/archive"),
+        }
+    }
+
+    #[test]
+    fn an_interaction_waits_for_the_slower_half_but_never_forever() {
+        let mut i = Collecting {
+            id: "i".into(),
+            updated_ms: 0,
+            contacts: 1,
+            recordings: 1,
+            untranscoded: 0,
+        };
+        let s = settings();
+        assert!(!is_ready(&i, &s, 9_999));
+        assert!(is_ready(&i, &s, 10_000));
+        i.untranscoded = 1;
+        assert!(!is_ready(&i, &s, 1_000_000), "audio still being transcoded");
+        i.untranscoded = 0;
+        i.recordings = 0;
+        assert!(!is_ready(&i, &s, 899_999), "screen waits for its audio");
+        assert!(is_ready(&i, &s, 900_000), "...until the deadline");
+        i.contacts = 0;
+        i.recordings = 2;
+        assert!(!is_ready(&i, &s, 299_999));
+        assert!(
+            is_ready(&i, &s, 300_000),
+            "audio without screen, after its deadline"
+        );
+    }
+}

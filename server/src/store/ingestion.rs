@@ -1,0 +1,376 @@
+//! Ingestion's queries: recordings to transcode, closed contacts to link to their interactions,
+//! interactions ready to stitch and their inputs, and the archive's outcome.
+
+use serde::Serialize;
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// A closed contact's screen, waiting to be linked to its interactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedScreen {
+    /// The contact.
+    pub contact: String,
+    /// Its SCN file, relative to the data directory.
+    pub scn_path: String,
+    /// The normalised callSessionIds of its calls.
+    pub sessions: Vec<String>,
+    /// When it started.
+    pub started_ms: i64,
+    /// When it ended.
+    pub ended_ms: Option<i64>,
+}
+
+/// An interaction in collection, with what ingestion needs to decide whether it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collecting {
+    /// Its id.
+    pub id: String,
+    /// When an input last arrived.
+    pub updated_ms: i64,
+    /// Linked contacts.
+    pub contacts: i64,
+    /// Stored recordings.
+    pub recordings: i64,
+    /// Of which not yet transcoded.
+    pub untranscoded: i64,
+}
+
+/// A linked contact's screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScreenInput {
+    /// The contact.
+    pub contact: String,
+    /// Its SCN file, relative to the data directory.
+    pub scn_path: String,
+    /// Contact start.
+    pub started_ms: i64,
+    /// Contact end.
+    pub ended_ms: Option<i64>,
+}
+
+/// A recording's audio.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioInput {
+    /// Webex's id.
+    pub id: String,
+    /// The Opus packet file, relative to the data directory.
+    pub opus_path: String,
+    /// The MP3, relative to the data directory.
+    pub audio_path: Option<String>,
+    /// Session start.
+    pub session_start_ms: Option<i64>,
+    /// Session stop.
+    pub session_stop_ms: Option<i64>,
+    /// Recording start.
+    pub time_recorded_ms: Option<i64>,
+    /// Audio length.
+    pub duration_s: Option<i64>,
+    /// The metadata Webex sent.
+    pub metadata: serde_json::Value,
+}
+
+/// Everything one interaction is stitched from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InteractionInputs {
+    /// Its id.
+    pub id: String,
+    /// Its callSessionId (or `contact:<id>`).
+    pub call_session_id: String,
+    /// Screens.
+    pub screens: Vec<ScreenInput>,
+    /// Audio.
+    pub audio: Vec<AudioInput>,
+}
+
+/// Where an archived interaction is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    /// The archive key of the stitched file.
+    pub key: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: i64,
+    /// What it lacks.
+    pub missing: Option<String>,
+}
+
+impl Store {
+    /// Stored recordings whose audio is not transcoded yet: (id, MP3 path).
+    pub async fn recordings_to_transcode(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, audio_path FROM recordings WHERE state = 'stored' AND opus_path IS NULL
+               AND transcode_error IS NULL AND audio_path IS NOT NULL AND cleared_ms IS NULL
+             ORDER BY stored_ms LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("audio_path")?)))
+            .collect()
+    }
+
+    /// Records a transcode's outcome (the interaction counts it as an input that arrived).
+    pub async fn set_transcoded(
+        &self,
+        id: &str,
+        outcome: Result<&str, &str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let (path, error) = match outcome {
+            Ok(path) => (Some(path), None),
+            Err(error) => (None, Some(error)),
+        };
+        sqlx::query("UPDATE recordings SET opus_path = ?, transcode_error = ? WHERE id = ?")
+            .bind(path)
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "UPDATE interactions SET updated_ms = MAX(updated_ms, ?)
+             WHERE id = (SELECT interaction_id FROM recordings WHERE id = ?)",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Closed SCN files not linked yet.
+    pub async fn closed_screens(&self) -> Result<Vec<ClosedScreen>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.contact, s.path, c.started_at_ms, c.ended_at_ms,
+               (SELECT group_concat(DISTINCT cc.call_session_id) FROM contact_calls cc
+                 WHERE cc.contact_id = s.contact AND cc.call_session_id IS NOT NULL) AS sessions
+             FROM scn_files s JOIN contacts c ON c.id = s.contact
+             WHERE s.state = 'closed' AND s.linked_ms IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let sessions: Option<String> = r.try_get("sessions")?;
+                Ok(ClosedScreen {
+                    contact: r.try_get("contact")?,
+                    scn_path: r.try_get("path")?,
+                    sessions: sessions
+                        .map(|s| s.split(',').map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                    started_ms: r.try_get("started_at_ms")?,
+                    ended_ms: r.try_get("ended_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Links a closed screen to the interaction of each of its call sessions (created when no
+    /// recording made it yet; `contact:<id>` when the contact has no session).
+    pub async fn link_screen(&self, screen: &ClosedScreen, now_ms: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let mut sessions = screen.sessions.clone();
+        if sessions.is_empty() {
+            sessions.push(format!("contact:{}", screen.contact));
+        }
+        for session in &sessions {
+            let row = sqlx::query(
+                "INSERT INTO interactions (id, call_session_id, start_ms, stop_ms, created_ms, updated_ms)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (call_session_id) DO UPDATE SET
+                   start_ms = MIN(COALESCE(interactions.start_ms, excluded.start_ms), excluded.start_ms),
+                   stop_ms = MAX(COALESCE(interactions.stop_ms, excluded.stop_ms), COALESCE(excluded.stop_ms, interactions.stop_ms)),
+                   updated_ms = excluded.updated_ms
+                 RETURNING id",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(session)
+            .bind(screen.started_ms)
+            .bind(screen.ended_ms)
+            .bind(now_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            let interaction: String = row.try_get("id")?;
+            sqlx::query(
+                "INSERT INTO interaction_contacts (interaction_id, contact_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&interaction)
+            .bind(&screen.contact)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE scn_files SET linked_ms = ? WHERE contact = ?")
+            .bind(now_ms)
+            .bind(&screen.contact)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Interactions still collecting inputs.
+    pub async fn collecting_interactions(&self) -> Result<Vec<Collecting>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.updated_ms,
+               (SELECT COUNT(*) FROM interaction_contacts ic WHERE ic.interaction_id = i.id) AS contacts,
+               (SELECT COUNT(*) FROM recordings r WHERE r.interaction_id = i.id AND r.state = 'stored') AS recordings,
+               (SELECT COUNT(*) FROM recordings r WHERE r.interaction_id = i.id AND r.state = 'stored'
+                  AND r.opus_path IS NULL AND r.transcode_error IS NULL) AS untranscoded
+             FROM interactions i WHERE i.state = 'collecting'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Collecting {
+                    id: r.try_get("id")?,
+                    updated_ms: r.try_get("updated_ms")?,
+                    contacts: r.try_get("contacts")?,
+                    recordings: r.try_get("recordings")?,
+                    untranscoded: r.try_get("untranscoded")?,
+                })
+            })
+            .collect()
+    }
+
+    /// What `interaction` is stitched from.
+    pub async fn interaction_inputs(
+        &self,
+        interaction: &str,
+    ) -> Result<InteractionInputs, StoreError> {
+        let row = sqlx::query("SELECT call_session_id FROM interactions WHERE id = ?")
+            .bind(interaction)
+            .fetch_one(&self.pool)
+            .await?;
+        let screens = sqlx::query(
+            "SELECT s.contact, s.path, c.started_at_ms, c.ended_at_ms FROM interaction_contacts ic
+               JOIN scn_files s ON s.contact = ic.contact_id JOIN contacts c ON c.id = ic.contact_id
+             WHERE ic.interaction_id = ? AND s.cleared_ms IS NULL ORDER BY c.started_at_ms",
+        )
+        .bind(interaction)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ScreenInput {
+                contact: r.try_get("contact")?,
+                scn_path: r.try_get("path")?,
+                started_ms: r.try_get("started_at_ms")?,
+                ended_ms: r.try_get("ended_at_ms")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let audio = sqlx::query(
+            "SELECT id, opus_path, audio_path, session_start_ms, session_stop_ms, time_recorded_ms, duration_s, metadata
+             FROM recordings WHERE interaction_id = ? AND state = 'stored' AND opus_path IS NOT NULL
+               AND cleared_ms IS NULL
+             ORDER BY COALESCE(session_start_ms, time_recorded_ms), id",
+        )
+        .bind(interaction)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let metadata: Option<String> = r.try_get("metadata")?;
+            Ok(AudioInput {
+                id: r.try_get("id")?,
+                opus_path: r.try_get("opus_path")?,
+                audio_path: r.try_get("audio_path")?,
+                session_start_ms: r.try_get("session_start_ms")?,
+                session_stop_ms: r.try_get("session_stop_ms")?,
+                time_recorded_ms: r.try_get("time_recorded_ms")?,
+                duration_s: r.try_get("duration_s")?,
+                metadata: metadata
+                    .as_deref()
+                    .and_then(|m| serde_json::from_str(m).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(InteractionInputs {
+            id: interaction.to_owned(),
+            call_session_id: row.try_get("call_session_id")?,
+            screens,
+            audio,
+        })
+    }
+
+    /// Records an archived interaction and marks its inputs cleared from the buffer, with an
+    /// audit entry. Returns the screens (SCN paths) now cleared: a contact's screen stays until
+    /// every interaction it belongs to is archived. The caller removes the files after this.
+    pub async fn interaction_archived(
+        &self,
+        inputs: &InteractionInputs,
+        archived: &Archived,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE interactions SET state = 'archived', archive_key = ?, archive_sha256 = ?, archive_bytes = ?,
+               archived_ms = ?, missing = ?, error = NULL WHERE id = ?",
+        )
+        .bind(&archived.key)
+        .bind(&archived.sha256)
+        .bind(archived.bytes)
+        .bind(now_ms)
+        .bind(&archived.missing)
+        .bind(&inputs.id)
+        .execute(&mut *tx)
+        .await?;
+        let mut cleared = Vec::new();
+        for screen in &inputs.screens {
+            let pending: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM interaction_contacts ic JOIN interactions i ON i.id = ic.interaction_id
+                 WHERE ic.contact_id = ? AND i.state != 'archived'",
+            )
+            .bind(&screen.contact)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if pending > 0 {
+                continue;
+            }
+            sqlx::query("UPDATE scn_files SET cleared_ms = ? WHERE contact = ?")
+                .bind(now_ms)
+                .bind(&screen.contact)
+                .execute(&mut *tx)
+                .await?;
+            cleared.push(screen.scn_path.clone());
+        }
+        for audio in &inputs.audio {
+            sqlx::query("UPDATE recordings SET cleared_ms = ? WHERE id = ?")
+                .bind(now_ms)
+                .bind(&audio.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, 'ingestion', 'archive_interaction', ?, ?)")
+            .bind(now_ms)
+            .bind(&inputs.id)
+            .bind(&archived.key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    /// Records why an interaction could not be stitched or archived.
+    pub async fn interaction_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE interactions SET state = 'failed', error = ? WHERE id = ?")
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! Ingestion end to end: the emulator's calls, a desktop agent capturing a synthetic screen, the
+//! adapter's recordings; every interaction ends as one archived fragmented MP4 that ffprobe
+//! accepts, with its manifest, and the buffer is cleared only after the archive is verified.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capture_agent::agent::{Agent, Identity, Status};
+use capture_agent::capture::synthetic::{SyntheticSource, Workload};
+use capture_agent::clock::AgentClock;
+use capture_agent::connection::Endpoint;
+use capture_tests::recordings::{TestEmulator, server_for};
+use sha2::{Digest as _, Sha256};
+use tokio_util::sync::CancellationToken;
+use webex_emulator::{CallKind, CallPlan};
+
+fn ffprobe(path: &Path) -> serde_json::Value {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe refused {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::Result<()> {
+    let emulator = TestEmulator::start(|c| c.publish_delay = Duration::from_millis(500)).await?;
+    let alice = emulator.add_person("alice@example.com", "Alice");
+    let bruno = emulator.add_person("bruno@example.com", "Bruno");
+    let server = server_for(&emulator, |config, addr| {
+        config.webex.public_url = Some(format!("https://localhost:{}", addr.port()));
+        config.integration.wrap_up_s = 1;
+        config.ingestion.settle_s = 1;
+        config.ingestion.wait_for_audio_s = 4;
+        config.ingestion.wait_for_screen_s = 4;
+        config.ingestion.min_screen_s = 0;
+    })
+    .await?;
+    emulator.trust_ca(&server.ca_file())?;
+    emulator.wait_webhooks(2).await?;
+
+    // Alice has a desktop; Bruno does not.
+    let enrolled = server.enroll_desktop_as("alice-pc", alice.id).await?;
+    let cancel = CancellationToken::new();
+    let agent = Agent {
+        endpoint: Endpoint::new(&server.base_url(), Some(&server.ca_file()))?,
+        identity: Identity {
+            agent_id: enrolled.agent_id,
+            credential: enrolled.credential,
+            os_user: "alice".into(),
+            machine: "alice-pc".into(),
+        },
+        source: Arc::new(SyntheticSource::new(Workload::Office, vec![(640, 360)])),
+        clock: AgentClock::new(),
+        status: Arc::new(Mutex::new(Status::default())),
+    };
+    let status = agent.status.clone();
+    let running = tokio::spawn(agent.run(cancel.clone()));
+    for _ in 0..200 {
+        if status.lock().map(|s| s.connected).unwrap_or(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let mut sessions = BTreeSet::new();
+    for kind in [
+        CallKind::Answered,
+        CallKind::StopRestart,
+        CallKind::ConsultTransfer { to: bruno.clone() },
+    ] {
+        let plan = CallPlan::new(alice.clone(), kind)
+            .with_timing(Duration::from_millis(300), Duration::from_secs(1));
+        let outcome = emulator.run_call(plan).await;
+        sessions.extend(
+            outcome
+                .recordings
+                .iter()
+                .map(|r| r.call_session_id.simple().to_string()),
+        );
+        // Let the contact close (wrap-up) before the next call.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+
+    let archive = server.data_dir.path().join("archive");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let archived = loop {
+        let list = server.api_get("/api/v1/interactions?limit=100").await?;
+        let items: Vec<serde_json::Value> = list["items"].as_array().cloned().unwrap_or_default();
+        let ours: Vec<&serde_json::Value> = items
+            .iter()
+            .filter(|i| sessions.contains(i["call_session_id"].as_str().unwrap_or_default()))
+            .collect();
+        if ours.len() == sessions.len() && ours.iter().all(|i| i["state"] == "archived") {
+            break ours.into_iter().cloned().collect::<Vec<_>>();
+        }
+        assert!(
+            ours.iter().all(|i| i["state"] != "failed"),
+            "an interaction failed: {ours:?}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all archived: {items:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let mut with_screen = 0;
+    for interaction in &archived {
+        let key = interaction["archive_key"].as_str().expect("key");
+        let file = archive.join(key);
+        let bytes = std::fs::read(&file)?;
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            interaction["archive_sha256"].as_str().expect("sha"),
+            "archive checksum"
+        );
+        let probe = ffprobe(&file);
+        let codecs: Vec<&str> = probe["streams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .filter_map(|s| s["codec_name"].as_str())
+            .collect();
+        assert!(codecs.contains(&"opus"), "{interaction}: {codecs:?}");
+        if codecs.contains(&"h264") {
+            with_screen += 1;
+            assert!(interaction["missing"].is_null(), "{interaction}");
+        } else {
+            assert_eq!(interaction["missing"], "screen", "{interaction}");
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file.with_file_name("manifest.json"))?)?;
+        assert_eq!(manifest["file"]["sha256"], interaction["archive_sha256"]);
+        assert!(
+            manifest["alignment"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        );
+    }
+    assert!(
+        with_screen >= 3,
+        "the answered call, the restarted one and the transfer's first leg have Alice's screen"
+    );
+    // The buffer is cleared: no SCN file, no MP3 or Opus of an archived recording left.
+    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir.path().join("buffer"))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "buffer not cleared: {leftovers:?}");
+    let audio_left: Vec<_> = std::fs::read_dir(server.data_dir.path().join("audio"))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(audio_left.is_empty(), "audio not cleared: {audio_left:?}");
+    cancel.cancel();
+    let _ = running.await;
+    server.stop().await
+}
