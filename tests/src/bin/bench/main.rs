@@ -6,6 +6,7 @@
 mod agent;
 mod backfill;
 mod scn;
+mod stitch;
 mod webhooks;
 
 use anyhow::{Context as _, bail};
@@ -17,7 +18,8 @@ scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 M
 webhooks      signed Webex webhooks over loopback TLS at --rate per second (default 1000) for --seconds (default 60)\n  \
 agent-office  the real agent on Xvfb 1920x1080 with a scripted CRM page in chromium, --seconds (default 300)\n  \
 agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)\n  \
-backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency";
+backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency\n  \
+stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset";
 
 /// Flags shared by the benchmarks.
 pub struct Options {
@@ -63,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         "agent-office" => agent::run(&options, agent::Workload::Office)?,
         "agent-static" => agent::run(&options, agent::Workload::Static)?,
         "backfill" => backfill::run(&options)?,
+        "stitch" => stitch::run(&options)?,
         _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
     };
     println!("RESULT {result}");
