@@ -12,7 +12,9 @@ use capture_agent::agent::{Agent, Identity, Status};
 use capture_agent::capture::synthetic::{SyntheticSource, Workload};
 use capture_agent::clock::AgentClock;
 use capture_agent::connection::Endpoint;
+use capture_shared::time::UtcMillis;
 use capture_tests::recordings::{TestEmulator, server_for};
+use capture_tests::webex::{CallScript, SECRET, post_signed};
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 use webex_emulator::{CallKind, CallPlan};
@@ -99,6 +101,35 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
 
+    // A call whose recording is off (no recording will ever come): its contact is stitched
+    // without audio once `wait_for_audio_s` has passed.
+    let url = format!("{}/webhooks/webex", server.base_url());
+    let client = server.client()?;
+    let silent_session = uuid::Uuid::new_v4();
+    let now = capture_shared::time::UtcMicros::now().to_millis().0;
+    let mut call = CallScript::new(alice.id, 990, silent_session, UtcMillis(now));
+    for (state, at) in [
+        ("alerting", now),
+        ("connected", now + 300),
+        ("disconnected", now + 1_800),
+    ] {
+        post_signed(
+            &client,
+            &url,
+            SECRET,
+            &serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?,
+        )
+        .await?
+        .error_for_status()?;
+        tokio::time::sleep(Duration::from_millis(if state == "disconnected" {
+            0
+        } else {
+            1_000
+        }))
+        .await;
+    }
+    sessions.insert(silent_session.simple().to_string());
+
     let archive = server.data_dir.path().join("archive");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let archived = loop {
@@ -139,7 +170,10 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
             .filter_map(|s| s["codec_name"].as_str())
             .collect();
         assert!(codecs.contains(&"opus"), "{interaction}: {codecs:?}");
-        if codecs.contains(&"h264") {
+        if interaction["call_session_id"] == silent_session.simple().to_string() {
+            assert_eq!(interaction["missing"], "audio", "{interaction}");
+            assert!(codecs.contains(&"h264"), "{codecs:?}");
+        } else if codecs.contains(&"h264") {
             with_screen += 1;
             assert!(interaction["missing"].is_null(), "{interaction}");
         } else {
