@@ -19,6 +19,10 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/interactions", get(list_interactions))
         .route("/api/v1/interactions/{id}", get(get_interaction))
+        .route(
+            "/api/v1/interactions/{id}/legal-hold",
+            axum::routing::put(set_legal_hold),
+        )
         .route("/api/v1/recordings", get(list_recordings))
         .route("/api/v1/recordings/{id}", get(get_recording))
         .route("/api/v1/recordings/{id}/retry", post(retry_recording))
@@ -237,4 +241,41 @@ async fn start_backfill(
         .await?;
     state.backfill_requested.notify_one();
     Ok((StatusCode::ACCEPTED, Json(backfill)).into_response())
+}
+
+/// Body of `PUT /api/v1/interactions/{id}/legal-hold`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegalHold {
+    hold: bool,
+    reason: String,
+}
+
+async fn set_legal_hold(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<LegalHold>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "a legal hold needs a `reason`",
+        ));
+    }
+    let now = state.clock.now_ms();
+    if !state
+        .store
+        .set_legal_hold(&id, body.hold, "api", body.reason.trim(), now)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no interaction {id}"),
+        ));
+    }
+    Ok(Json(json!({ "id": id, "legal_hold": body.hold })).into_response())
 }

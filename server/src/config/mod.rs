@@ -65,6 +65,9 @@ pub struct IngestionConfig {
     pub min_screen_s: u64,
     /// The archive directory; `<data_dir>/archive` when unset.
     pub archive_dir: Option<PathBuf>,
+    /// Days an archived interaction is kept before it is deleted (audited); 0 keeps it forever.
+    /// Interactions on legal hold are never deleted.
+    pub retention_days: u64,
 }
 
 impl Default for IngestionConfig {
@@ -75,6 +78,7 @@ impl Default for IngestionConfig {
             wait_for_screen_s: 5 * 60,
             min_screen_s: 5,
             archive_dir: None,
+            retention_days: 0,
         }
     }
 }

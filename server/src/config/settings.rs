@@ -131,6 +131,8 @@ pub struct IngestionSettings {
     pub min_screen: Duration,
     /// The archive directory.
     pub archive_dir: PathBuf,
+    /// How long archived interactions are kept (`None`: forever).
+    pub retention: Option<Duration>,
 }
 
 /// The recording adapter's settings.
@@ -413,6 +415,11 @@ impl Settings {
             0..=86_400,
         )?;
         range_check("ingestion.min_screen_s", ingestion.min_screen_s, 0..=3600)?;
+        range_check(
+            "ingestion.retention_days",
+            ingestion.retention_days,
+            0..=36_500,
+        )?;
         let ingestion = IngestionSettings {
             settle: Duration::from_secs(ingestion.settle_s),
             wait_for_audio: Duration::from_secs(ingestion.wait_for_audio_s),
@@ -422,6 +429,8 @@ impl Settings {
                 .archive_dir
                 .clone()
                 .unwrap_or_else(|| config.data_dir.join("archive")),
+            retention: (ingestion.retention_days > 0)
+                .then(|| Duration::from_secs(ingestion.retention_days * 86_400)),
         };
         let adapter = AdapterSettings {
             poll_interval: Duration::from_secs(adapter.poll_interval_s),

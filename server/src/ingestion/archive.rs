@@ -79,6 +79,29 @@ impl Archive {
         Ok(sha256)
     }
 
+    /// Deletes every object under `prefix` (an interaction's folder); how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, ArchiveError> {
+        let prefix = ObjectPath::from(prefix);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut keys = Vec::new();
+        while let Some(meta) = listing.next().await {
+            keys.push(meta?.location);
+        }
+        for key in &keys {
+            self.store.delete(key).await?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, ArchiveError> {
+        match self.store.head(&ObjectPath::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Reads `key` back and checks its SHA-256.
     pub async fn verify(&self, key: &str, expected: &str) -> Result<(), ArchiveError> {
         let mut stream = self.store.get(&ObjectPath::from(key)).await?.into_stream();

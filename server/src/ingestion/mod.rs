@@ -127,6 +127,7 @@ impl Ingestion {
         for screen in self.store.closed_screens().await? {
             self.store.link_screen(&screen, self.clock.now_ms()).await?;
         }
+        self.apply_retention(self.clock.now_ms()).await?;
         let now = self.clock.now_ms();
         for interaction in self.store.collecting_interactions().await? {
             if !is_ready(&interaction, &self.settings, now) {
@@ -140,6 +141,28 @@ impl Ingestion {
             }
         }
         Ok(())
+    }
+
+    /// Deletes archived interactions older than the retention policy (not those on legal hold):
+    /// their archive objects, then their state, audited. How many.
+    pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, IngestError> {
+        let Some(retention) = self.settings.retention else {
+            return Ok(0);
+        };
+        let before = now_ms - retention.as_millis() as i64;
+        let policy = format!("retention {} days", retention.as_secs() / 86_400);
+        let mut deleted = 0;
+        for (id, key) in self.store.expired_interactions(before, 100).await? {
+            let prefix = key
+                .rsplit_once('/')
+                .map_or(key.as_str(), |(folder, _)| folder);
+            self.archive.delete_prefix(prefix).await?;
+            if self.store.interaction_deleted(&id, now_ms, &policy).await? {
+                deleted += 1;
+                tracing::info!(interaction = %id, %policy, "interaction deleted by retention");
+            }
+        }
+        Ok(deleted)
     }
 
     /// Stitches, archives and clears one interaction.
@@ -273,6 +296,7 @@ mod tests {
             wait_for_screen: Duration::from_secs(300),
             min_screen: Duration::from_secs(5),
             archive_dir: PathBuf::from("/archive"),
+            retention: None,
         }
     }
 
@@ -303,3 +327,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod retention_tests;

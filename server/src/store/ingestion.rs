@@ -363,6 +363,93 @@ impl Store {
         Ok(cleared)
     }
 
+    /// Archived interactions archived before `before_ms` and not on legal hold: (id, archive key).
+    pub async fn expired_interactions(
+        &self,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, archive_key FROM interactions
+             WHERE state = 'archived' AND legal_hold = 0 AND archived_ms < ? AND archive_key IS NOT NULL
+             ORDER BY archived_ms LIMIT ?",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("archive_key")?)))
+            .collect()
+    }
+
+    /// Records an interaction deleted by retention, with an audit entry; `false` when it was put
+    /// on legal hold meanwhile (nothing changes).
+    pub async fn interaction_deleted(
+        &self,
+        id: &str,
+        now_ms: i64,
+        policy: &str,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE interactions SET state = 'deleted', deleted_ms = ? WHERE id = ? AND state = 'archived' AND legal_hold = 0",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, 'retention', 'delete_interaction', ?, ?)")
+            .bind(now_ms)
+            .bind(id)
+            .bind(policy)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts an interaction on legal hold or releases it (audited); `false` when it does not exist.
+    pub async fn set_legal_hold(
+        &self,
+        id: &str,
+        hold: bool,
+        actor: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE interactions SET legal_hold = ? WHERE id = ?")
+            .bind(hold)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(now_ms)
+        .bind(actor)
+        .bind(if hold {
+            "legal_hold"
+        } else {
+            "release_legal_hold"
+        })
+        .bind(id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Records why an interaction could not be stitched or archived.
     pub async fn interaction_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;

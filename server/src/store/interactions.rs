@@ -37,6 +37,8 @@ pub struct InteractionSummary {
     pub error: Option<String>,
     /// The contacts whose screen belongs to it.
     pub contacts: Vec<String>,
+    /// Whether retention must not delete it.
+    pub legal_hold: bool,
 }
 
 /// One recording of an interaction.
@@ -108,7 +110,7 @@ fn split(value: Option<String>) -> Vec<String> {
 }
 
 const SUMMARY: &str = "SELECT i.id, i.call_session_id, i.start_ms, i.stop_ms, i.recordings, i.duration_s,
-    i.state, i.missing, i.archive_key, i.archive_sha256, i.error,
+    i.state, i.missing, i.archive_key, i.archive_sha256, i.error, i.legal_hold,
     (SELECT GROUP_CONCAT(ic.contact_id) FROM interaction_contacts ic WHERE ic.interaction_id = i.id) AS contacts,
     (SELECT GROUP_CONCAT(DISTINCT r.owner_email) FROM recordings r WHERE r.interaction_id = i.id) AS owners,
     (SELECT GROUP_CONCAT(DISTINCT r.remote_number) FROM recordings r WHERE r.interaction_id = i.id) AS remotes
@@ -134,6 +136,7 @@ fn summary(row: &sqlx::sqlite::SqliteRow) -> Result<InteractionSummary, StoreErr
         archive_sha256: row.try_get("archive_sha256")?,
         error: row.try_get("error")?,
         contacts: list("contacts")?,
+        legal_hold: row.try_get("legal_hold")?,
     })
 }
 

@@ -1,0 +1,178 @@
+//! Retention: archived interactions older than the policy leave the archive (audited), those on
+//! legal hold stay.
+
+use std::time::Duration;
+
+use super::*;
+use crate::store::{Discovered, InteractionFilter, StoredRecording};
+
+const DAY_MS: i64 = 86_400_000;
+
+async fn archived_interaction(store: &Store, archive: &Archive, id: &str, now: i64) -> String {
+    store
+        .discover_recordings(
+            &[Discovered {
+                id: id.into(),
+                time_recorded_ms: Some(now),
+            }],
+            "poll",
+            now,
+        )
+        .await
+        .expect("discover");
+    store
+        .claim_recordings("me", now, now + 60_000, 1)
+        .await
+        .expect("claim");
+    let interaction = store
+        .store_recording(
+            "me",
+            &StoredRecording {
+                id: id.into(),
+                call_session_id: Some(format!("{id:0>32}")),
+                audio_path: format!("audio/{id}.mp3"),
+                audio_sha256: "00".into(),
+                details: "{}".into(),
+                metadata: "{}".into(),
+                ..StoredRecording::default()
+            },
+            now,
+        )
+        .await
+        .expect("store")
+        .expect("stored");
+    let prefix = format!("interactions/2026/01/01/{interaction}");
+    let sha = archive
+        .put_bytes(&format!("{prefix}/interaction.mp4"), b"mp4".to_vec())
+        .await
+        .expect("put");
+    archive
+        .put_bytes(&format!("{prefix}/manifest.json"), b"{}".to_vec())
+        .await
+        .expect("put");
+    let inputs = store
+        .interaction_inputs(&interaction)
+        .await
+        .expect("inputs");
+    store
+        .interaction_archived(
+            &inputs,
+            &Archived {
+                key: format!("{prefix}/interaction.mp4"),
+                sha256: sha,
+                bytes: 3,
+                missing: Some("screen".into()),
+            },
+            now,
+        )
+        .await
+        .expect("archived");
+    interaction
+}
+
+#[tokio::test]
+async fn old_interactions_leave_the_archive_audited_unless_on_legal_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("store");
+    let archive = Archive::local(&dir.path().join("archive")).expect("archive");
+    let start = 1_800_000_000_000;
+    let old = archived_interaction(&store, &archive, "a1", start).await;
+    let held = archived_interaction(&store, &archive, "a2", start).await;
+    let recent = archived_interaction(&store, &archive, "a3", start + 20 * DAY_MS).await;
+    assert!(
+        store
+            .set_legal_hold(&held, true, "api", "case 42", start)
+            .await
+            .expect("hold")
+    );
+    let ingestion = Ingestion {
+        store: store.clone(),
+        data_dir: dir.path().to_owned(),
+        archive: archive.clone(),
+        settings: IngestionSettings {
+            settle: Duration::from_secs(1),
+            wait_for_audio: Duration::from_secs(1),
+            wait_for_screen: Duration::from_secs(1),
+            min_screen: Duration::ZERO,
+            archive_dir: dir.path().join("archive"),
+            retention: Some(Duration::from_secs(30 * 86_400)),
+        },
+        clock: Clock::manual(start),
+        wake: Arc::new(Notify::new()),
+    };
+    // Not yet 30 days: nothing goes.
+    assert_eq!(
+        ingestion
+            .apply_retention(start + 29 * DAY_MS)
+            .await
+            .expect("retention"),
+        0
+    );
+    assert_eq!(
+        ingestion
+            .apply_retention(start + 31 * DAY_MS)
+            .await
+            .expect("retention"),
+        1
+    );
+    let key = |id: &str| format!("interactions/2026/01/01/{id}/interaction.mp4");
+    assert!(
+        !archive.exists(&key(&old)).await.expect("head"),
+        "expired file still archived"
+    );
+    assert!(
+        !archive
+            .exists(&format!("interactions/2026/01/01/{old}/manifest.json"))
+            .await
+            .expect("head")
+    );
+    assert!(
+        archive.exists(&key(&held)).await.expect("head"),
+        "legal hold ignored"
+    );
+    assert!(archive.exists(&key(&recent)).await.expect("head"));
+    let audit = store.audit_for(&old).await.expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|(_, actor, action, detail)| actor == "retention"
+                && action == "delete_interaction"
+                && detail.as_deref() == Some("retention 30 days"))
+    );
+    let listed = store
+        .interactions(&InteractionFilter {
+            limit: 10,
+            ..InteractionFilter::default()
+        })
+        .await
+        .expect("list");
+    let state = |id: &str| {
+        listed
+            .iter()
+            .find(|i| i.id == id)
+            .map(|i| (i.state.clone(), i.legal_hold))
+    };
+    assert_eq!(state(&old), Some(("deleted".into(), false)));
+    assert_eq!(state(&held), Some(("archived".into(), true)));
+    // Released, it goes at the next round.
+    assert!(
+        store
+            .set_legal_hold(&held, false, "api", "case closed", start)
+            .await
+            .expect("release")
+    );
+    assert_eq!(
+        ingestion
+            .apply_retention(start + 31 * DAY_MS)
+            .await
+            .expect("retention"),
+        1
+    );
+    assert!(!archive.exists(&key(&held)).await.expect("head"));
+    assert!(
+        !store
+            .set_legal_hold("nope", true, "api", "x", start)
+            .await
+            .expect("unknown")
+    );
+}
