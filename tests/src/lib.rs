@@ -2,6 +2,7 @@
 //! verifies the server's generated certificate, and SCN sample data shared by the crash tests
 //! and the benchmarks, and a virtual X display (Xvfb) with a scriptable desktop for the screen tests. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
 
+pub mod av_sync;
 pub mod fake_agent;
 pub mod fake_webex;
 pub mod recordings;

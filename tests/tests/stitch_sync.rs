@@ -3,7 +3,6 @@
 //! file — found by decoding the output with ffmpeg, not by reading our own timestamps back.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use capture_server::ingestion::plan::{Screen, align};
@@ -16,6 +15,7 @@ use capture_shared::ids::{AgentId, ContactId, MonitorId};
 use capture_shared::protocol::VideoCodec;
 use capture_shared::scn::{ClockAnchor, FsyncPolicy, Record, ScnHeader, ScnWriter};
 use capture_shared::time::{AgentMicros, UtcMicros};
+use capture_tests::av_sync::{beeps, flashes};
 use capture_tests::recordings::TestEmulator;
 use jiff::Timestamp;
 use openh264::OpenH264API;
@@ -79,87 +79,6 @@ fn write_scn(path: &Path, t0_ms: i64) {
             })
             .expect("video");
     }
-}
-
-/// Seconds at which the first video track turns bright.
-fn flashes(file: &Path) -> Vec<f64> {
-    let output = Command::new("ffmpeg")
-        .args(["-v", "info", "-i"])
-        .arg(file)
-        .args([
-            "-map",
-            "0:v:0",
-            "-vf",
-            "showinfo",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    let log = String::from_utf8_lossy(&output.stderr);
-    log.lines()
-        .filter(|l| l.contains("pts_time:") && l.contains("mean:["))
-        .filter_map(|l| {
-            let pts: f64 = l
-                .split("pts_time:")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            let luma: f64 = l
-                .split("mean:[")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            (luma > 150.0).then_some(pts)
-        })
-        .collect()
-}
-
-/// Seconds at which a 1 kHz beep starts in the audio track (decoded to 8 kHz PCM).
-fn beeps(file: &Path) -> Vec<f64> {
-    let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le", "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pcm: Vec<f32> = output
-        .stdout
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])))
-        .collect();
-    let window = 80; // 10 ms
-    let k = 2.0 * (2.0 * std::f32::consts::PI * 1000.0 / 8000.0).cos();
-    let mut onsets: Vec<f64> = Vec::new();
-    for (i, w) in pcm.chunks_exact(window).enumerate() {
-        let (mut s1, mut s2) = (0.0f32, 0.0f32);
-        for &x in w {
-            let s0 = x + k * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-        let total: f32 = w.iter().map(|x| x * x).sum::<f32>() * window as f32 / 2.0;
-        let t = i as f64 * 0.01;
-        if total > 0.0 && power / total > 0.5 && onsets.last().is_none_or(|last| t - last > 1.0) {
-            onsets.push(t);
-        }
-    }
-    onsets
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,8 +154,8 @@ async fn flashes_and_beeps_at_the_same_instants_stay_within_100_ms() -> anyhow::
     let out = dir.path().join("interaction.mp4");
     stitch(&aligned.plan, &out)?;
 
-    let flashes = flashes(&out);
-    let beeps = beeps(&out);
+    let flashes = flashes(&out)?;
+    let beeps = beeps(&out)?;
     assert_eq!(flashes.len(), EVENTS_MS.len(), "flashes at {flashes:?}");
     assert_eq!(beeps.len(), EVENTS_MS.len(), "beeps at {beeps:?}");
     let mut worst: f64 = 0.0;

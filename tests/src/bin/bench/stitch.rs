@@ -10,7 +10,6 @@
 //! beep: `av_offset_ms_max`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -23,6 +22,7 @@ use capture_shared::ids::{AgentId, ContactId, MonitorId};
 use capture_shared::protocol::VideoCodec;
 use capture_shared::scn::{ClockAnchor, FsyncPolicy, Record, ScnHeader, ScnWriter};
 use capture_shared::time::{AgentMicros, UtcMicros};
+use capture_tests::av_sync::{beeps, flashes};
 use capture_tests::recordings::TestEmulator;
 use jiff::Timestamp;
 use openh264::OpenH264API;
@@ -113,80 +113,6 @@ fn write_scn(path: &Path, t0_ms: i64, seconds: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn flashes(file: &Path) -> Vec<f64> {
-    let output = Command::new("ffmpeg")
-        .args(["-v", "info", "-i"])
-        .arg(file)
-        .args([
-            "-map",
-            "0:v:0",
-            "-vf",
-            "showinfo",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output();
-    let Ok(output) = output else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .filter(|l| l.contains("pts_time:") && l.contains("mean:["))
-        .filter_map(|l| {
-            let pts: f64 = l
-                .split("pts_time:")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            let luma: f64 = l
-                .split("mean:[")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            (luma > 150.0).then_some(pts)
-        })
-        .collect()
-}
-
-fn beeps(file: &Path) -> anyhow::Result<Vec<f64>> {
-    let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le", "-",
-        ])
-        .output()?;
-    let k = 2.0 * (2.0 * std::f32::consts::PI * 1000.0 / 8000.0).cos();
-    let mut onsets: Vec<f64> = Vec::new();
-    let samples: Vec<f32> = output
-        .stdout
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])))
-        .collect();
-    for (i, w) in samples.chunks_exact(80).enumerate() {
-        let (mut s1, mut s2) = (0.0f32, 0.0f32);
-        for &x in w {
-            let s0 = x + k * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-        let total: f32 = w.iter().map(|x| x * x).sum::<f32>() * 40.0;
-        let t = i as f64 * 0.01;
-        if total > 0.0 && power / total > 0.5 && onsets.last().is_none_or(|l| t - l > 1.0) {
-            onsets.push(t);
-        }
-    }
-    Ok(onsets)
-}
-
 pub fn run(_options: &Options) -> anyhow::Result<serde_json::Value> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -244,7 +170,7 @@ pub fn run(_options: &Options) -> anyhow::Result<serde_json::Value> {
         let rss = vm_hwm_mb();
         eprintln!("stitch: {stitched:?} in {seconds:.2} s; peak RSS {rss:.1} MB (before: {baseline_mb:.1} MB)");
 
-        let flashes = flashes(&out);
+        let flashes = flashes(&out)?;
         let beeps = beeps(&out)?;
         let offsets: Vec<f64> = flashes.iter().zip(&beeps).map(|(f, b)| (f - b).abs() * 1000.0).collect();
         eprintln!("stitch: flashes {flashes:?}\n        beeps   {beeps:?}");
