@@ -226,3 +226,34 @@ fn client_with_alpn(ca_file: &Path, alpn: &[&[u8]]) -> anyhow::Result<reqwest::C
         .timeout(Duration::from_secs(30))
         .build()?)
 }
+
+/// Starts the `test-server` binary (`binary`: the test's `env!("CARGO_BIN_EXE_test-server")`) on
+/// `data_dir` with the webhook secret, warnings-only logs and the extra `env` settings
+/// (`CAPTURE_*`); waits for its `READY <port>` line. Tests kill it (SIGKILL) to prove durability.
+pub fn spawn_test_server(
+    binary: &str,
+    data_dir: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(std::process::Child, u16)> {
+    use std::io::BufRead as _;
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg(data_dir)
+        .env("CAPTURE_WEBEX__WEBHOOK_SECRET", crate::webex::SECRET)
+        .env("CAPTURE_LOG__LEVEL", "warn")
+        .env_remove("CAPTURE_CONFIG")
+        .stdout(std::process::Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().context("spawn test-server")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let port = line
+        .trim()
+        .strip_prefix("READY ")
+        .context("READY line")?
+        .parse()
+        .context("port")?;
+    Ok((child, port))
+}

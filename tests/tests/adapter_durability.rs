@@ -3,47 +3,32 @@
 //! access token that expires is refreshed and the newest refresh token is kept.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use capture_tests::recordings::{TestEmulator, server_for, wait_jobs};
-use capture_tests::server::https_client;
-use capture_tests::webex::SECRET;
+use capture_tests::server::{https_client, spawn_test_server};
 use jiff::{Timestamp, ToSpan as _};
 use sha2::{Digest as _, Sha256};
 use webex_emulator::{Faults, Route, RouteFaults};
 
 fn start(data_dir: &Path, emulator: &TestEmulator) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_test-server"))
-        .arg(data_dir)
-        .env("CAPTURE_WEBEX__WEBHOOK_SECRET", SECRET)
-        .env("CAPTURE_WEBEX__BASE_URL", emulator.base_url())
-        .env(
-            "CAPTURE_WEBEX__ACCESS_TOKEN",
-            emulator.credentials().access_token,
-        )
-        .env("CAPTURE_WEBEX__CA_FILE", emulator.ca_file())
-        .env("CAPTURE_ADAPTER__POLL_INTERVAL_S", "3600")
-        .env("CAPTURE_ADAPTER__INITIAL_LOOKBACK_S", "0")
-        .env("CAPTURE_ADAPTER__CONCURRENCY", "4")
-        .env("CAPTURE_LOG__LEVEL", "warn")
-        .env_remove("CAPTURE_CONFIG")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn test-server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("READY line");
-    let port = line
-        .trim()
-        .strip_prefix("READY ")
-        .expect("READY")
-        .parse()
-        .expect("port");
-    (child, port)
+    let token = emulator.credentials().access_token;
+    let ca = emulator.ca_file().display().to_string();
+    spawn_test_server(
+        env!("CARGO_BIN_EXE_test-server"),
+        data_dir,
+        &[
+            ("CAPTURE_WEBEX__BASE_URL", emulator.base_url()),
+            ("CAPTURE_WEBEX__ACCESS_TOKEN", &token),
+            ("CAPTURE_WEBEX__CA_FILE", &ca),
+            ("CAPTURE_ADAPTER__POLL_INTERVAL_S", "3600"),
+            ("CAPTURE_ADAPTER__INITIAL_LOOKBACK_S", "0"),
+            ("CAPTURE_ADAPTER__CONCURRENCY", "4"),
+        ],
+    )
+    .expect("test-server")
 }
 
 /// `GET` an API path of the child server, retrying while it starts.

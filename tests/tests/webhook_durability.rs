@@ -1,36 +1,17 @@
 //! A delivery answered 2xx is durable: the server is killed (SIGKILL) right after answering,
 //! restarted on the same data directory, and the delivery is there and is processed exactly once.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use capture_shared::time::{UtcMicros, UtcMillis};
-use capture_tests::server::https_client;
+use capture_tests::server::{https_client, spawn_test_server};
 use capture_tests::webex::{CallScript, SECRET, post_signed};
 use uuid::Uuid;
 
 fn start(data_dir: &Path) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_test-server"))
-        .arg(data_dir)
-        .env("CAPTURE_WEBEX__WEBHOOK_SECRET", SECRET)
-        .env("CAPTURE_LOG__LEVEL", "warn")
-        .env_remove("CAPTURE_CONFIG")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn test-server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("READY line");
-    let port = line
-        .trim()
-        .strip_prefix("READY ")
-        .expect("READY")
-        .parse()
-        .expect("port");
-    (child, port)
+    spawn_test_server(env!("CARGO_BIN_EXE_test-server"), data_dir, &[]).expect("test-server")
 }
 
 async fn contacts(
