@@ -93,8 +93,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Ingestion {
-    /// Runs until `cancel`.
+    /// Runs until `cancel`. Interactions that failed before are tried again first.
     pub async fn run(self, cancel: CancellationToken) {
+        match self.store.retry_failed_interactions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(interactions = n, "retrying interactions that failed before"),
+            Err(error) => tracing::warn!(%error, "failed interactions not reset"),
+        }
         loop {
             if let Err(error) = self.step().await {
                 tracing::warn!(%error, "ingestion step failed; retrying");

@@ -176,3 +176,33 @@ async fn old_interactions_leave_the_archive_audited_unless_on_legal_hold() {
             .expect("unknown")
     );
 }
+
+#[tokio::test]
+async fn a_failed_interaction_is_collected_again_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("store");
+    let archive = Archive::local(&dir.path().join("archive")).expect("archive");
+    let id = archived_interaction(&store, &archive, "f1", 1_000).await;
+    store
+        .interaction_failed(&id, "archive: disk full")
+        .await
+        .expect("failed");
+    let state = |list: Vec<crate::store::InteractionSummary>| {
+        list.into_iter()
+            .find(|i| i.id == id)
+            .map(|i| (i.state, i.error))
+    };
+    let filter = InteractionFilter {
+        limit: 10,
+        ..InteractionFilter::default()
+    };
+    assert_eq!(
+        state(store.interactions(&filter).await.expect("list")),
+        Some(("failed".into(), Some("archive: disk full".into())))
+    );
+    assert_eq!(store.retry_failed_interactions().await.expect("retry"), 1);
+    assert_eq!(
+        state(store.interactions(&filter).await.expect("list")).map(|s| s.0),
+        Some("collecting".into())
+    );
+}

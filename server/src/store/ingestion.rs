@@ -450,6 +450,17 @@ impl Store {
         Ok(true)
     }
 
+    /// Puts failed interactions back to collecting (at start: a full disk or an unreachable
+    /// archive may be fixed by then); how many.
+    pub async fn retry_failed_interactions(&self) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let done =
+            sqlx::query("UPDATE interactions SET state = 'collecting' WHERE state = 'failed'")
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Records why an interaction could not be stitched or archived.
     pub async fn interaction_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
