@@ -65,7 +65,7 @@ pub struct Ingestion {
     pub settings: IngestionSettings,
     /// The clock.
     pub clock: Clock,
-    /// Wakes the loop (a recording stored, a contact closed).
+    /// Wakes the loop before its next [`TICK`] (inputs are also found by polling every tick).
     pub wake: Arc<Notify>,
 }
 
