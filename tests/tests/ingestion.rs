@@ -5,18 +5,13 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use capture_agent::agent::{Agent, Identity, Status};
-use capture_agent::capture::synthetic::{SyntheticSource, Workload};
-use capture_agent::clock::AgentClock;
-use capture_agent::connection::Endpoint;
 use capture_shared::time::UtcMillis;
+use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::recordings::{TestEmulator, server_for};
 use capture_tests::webex::{CallScript, SECRET, post_signed};
 use sha2::{Digest as _, Sha256};
-use tokio_util::sync::CancellationToken;
 use webex_emulator::{CallKind, CallPlan};
 
 fn ffprobe(path: &Path) -> serde_json::Value {
@@ -60,27 +55,9 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
 
     // Alice has a desktop; Bruno does not.
     let enrolled = server.enroll_desktop_as("alice-pc", alice.id).await?;
-    let cancel = CancellationToken::new();
-    let agent = Agent {
-        endpoint: Endpoint::new(&server.base_url(), Some(&server.ca_file()))?,
-        identity: Identity {
-            agent_id: enrolled.agent_id,
-            credential: enrolled.credential,
-            os_user: "alice".into(),
-            machine: "alice-pc".into(),
-        },
-        source: Arc::new(SyntheticSource::new(Workload::Office, vec![(640, 360)])),
-        clock: AgentClock::new(),
-        status: Arc::new(Mutex::new(Status::default())),
-    };
-    let status = agent.status.clone();
-    let running = tokio::spawn(agent.run(cancel.clone()));
-    for _ in 0..200 {
-        if status.lock().map(|s| s.connected).unwrap_or(false) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let desktop =
+        SyntheticDesktop::start(&server.base_url(), &server.ca_file(), enrolled, "alice-pc")
+            .await?;
 
     let mut sessions = BTreeSet::new();
     for kind in [
@@ -203,7 +180,6 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
         .map(|e| e.file_name())
         .collect();
     assert!(audio_left.is_empty(), "audio not cleared: {audio_left:?}");
-    cancel.cancel();
-    let _ = running.await;
+    desktop.stop().await;
     server.stop().await
 }

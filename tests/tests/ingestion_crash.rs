@@ -3,19 +3,14 @@
 //! recorded checksum, and the buffer is cleared.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use capture_agent::agent::{Agent, Identity, Status};
-use capture_agent::capture::synthetic::{SyntheticSource, Workload};
-use capture_agent::clock::AgentClock;
-use capture_agent::connection::Endpoint;
 use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::recordings::TestEmulator;
 use capture_tests::server::{https_client, spawn_test_server};
 use capture_tests::webex::{CallScript, SECRET, post_signed};
 use sha2::{Digest as _, Sha256};
-use tokio_util::sync::CancellationToken;
 use webex_emulator::RecordingSpec;
 
 fn env(emulator: &TestEmulator) -> Vec<(String, String)> {
@@ -98,27 +93,7 @@ async fn a_kill_around_stitching_archives_the_interaction_exactly_once() -> anyh
         .send()
         .await?
         .error_for_status()?;
-    let cancel = CancellationToken::new();
-    let agent = Agent {
-        endpoint: Endpoint::new(&base, Some(&ca))?,
-        identity: Identity {
-            agent_id: enrolled.agent_id,
-            credential: enrolled.credential,
-            os_user: "alice".into(),
-            machine: "alice-pc".into(),
-        },
-        source: Arc::new(SyntheticSource::new(Workload::Office, vec![(640, 360)])),
-        clock: AgentClock::new(),
-        status: Arc::new(Mutex::new(Status::default())),
-    };
-    let status = agent.status.clone();
-    let running = tokio::spawn(agent.run(cancel.clone()));
-    for _ in 0..200 {
-        if status.lock().map(|s| s.connected).unwrap_or(false) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let desktop = SyntheticDesktop::start(&base, &ca, enrolled, "alice-pc").await?;
 
     // A 3 s call, and its recording as Webex publishes it.
     let session = uuid::Uuid::new_v4();
@@ -168,8 +143,7 @@ async fn a_kill_around_stitching_archives_the_interaction_exactly_once() -> anyh
     tokio::time::sleep(Duration::from_millis(fastrand::u64(0..1_500))).await;
     first.kill()?;
     first.wait()?;
-    cancel.cancel();
-    let _ = running.await;
+    desktop.stop().await;
 
     let (mut second, port) = start(data.path(), &env);
     let id = interaction["id"].as_str().expect("id").to_owned();

@@ -1,0 +1,75 @@
+//! A desktop agent in the test process: the real `capture-agent` library capturing a synthetic
+//! office screen, for end-to-end tests that need real H.264 without a display.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capture_agent::agent::{Agent, Identity, Status};
+use capture_agent::capture::synthetic::{SyntheticSource, Workload};
+use capture_agent::clock::AgentClock;
+use capture_agent::connection::Endpoint;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running desktop; dropping it stops the agent.
+pub struct SyntheticDesktop {
+    cancel: CancellationToken,
+    running: Option<JoinHandle<()>>,
+}
+
+impl SyntheticDesktop {
+    /// Starts the enrolled agent against `server` (trusting `ca`) on one 640×360 synthetic
+    /// monitor and waits (up to 5 s) until it is connected.
+    pub async fn start(
+        server: &str,
+        ca: &Path,
+        enrolled: capture_agent::enroll::Enrolled,
+        machine: &str,
+    ) -> anyhow::Result<SyntheticDesktop> {
+        let agent = Agent {
+            endpoint: Endpoint::new(server, Some(ca))?,
+            identity: Identity {
+                agent_id: enrolled.agent_id,
+                credential: enrolled.credential,
+                os_user: "agent".into(),
+                machine: machine.into(),
+            },
+            source: Arc::new(SyntheticSource::new(Workload::Office, vec![(640, 360)])),
+            clock: AgentClock::new(),
+            status: Arc::new(Mutex::new(Status::default())),
+        };
+        let status = agent.status.clone();
+        let cancel = CancellationToken::new();
+        let run = agent.run(cancel.clone());
+        let running = tokio::spawn(async move {
+            if let Err(error) = run.await {
+                eprintln!("synthetic desktop stopped: {error}");
+            }
+        });
+        for _ in 0..200 {
+            if status.lock().map(|s| s.connected).unwrap_or(false) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok(SyntheticDesktop {
+            cancel,
+            running: Some(running),
+        })
+    }
+
+    /// Stops the agent and waits for it.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(running) = self.running.take() {
+            let _ = running.await;
+        }
+    }
+}
+
+impl Drop for SyntheticDesktop {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
