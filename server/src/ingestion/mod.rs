@@ -92,43 +92,115 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| IngestError::Task(e.to_string()))
 }
 
+/// How many recordings are transcoded at once: all cores but one (the recorder, the API and the
+/// stitcher keep one), at least one, at most four.
+pub fn transcode_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .clamp(1, 4)
+}
+
 impl Ingestion {
-    /// Runs until `cancel`. Interactions that failed before are tried again first.
+    /// Runs until `cancel`: the transcoder on its own task (so that a long recording never holds
+    /// up stitching), and the loop that links, stitches and archives. Interactions that failed
+    /// before are tried again first.
     pub async fn run(self, cancel: CancellationToken) {
         match self.store.retry_failed_interactions().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(interactions = n, "retrying interactions that failed before"),
             Err(error) => tracing::warn!(%error, "failed interactions not reset"),
         }
+        let transcoder = tokio::spawn(self.clone().transcode_loop(cancel.clone()));
         loop {
             if let Err(error) = self.step().await {
                 tracing::warn!(%error, "ingestion step failed; retrying");
             }
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => break,
                 () = self.wake.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+        let _ = transcoder.await;
+    }
+
+    /// Transcodes stored recordings' MP3 to Opus as they arrive, [`transcode_workers`] at a
+    /// time, off the runtime; wakes the stitching loop after each, and when the store says an
+    /// input arrived (this loop is the one listener of that signal).
+    async fn transcode_loop(self, cancel: CancellationToken) {
+        let workers = transcode_workers();
+        let inputs = self.store.ingestion_inputs();
+        let mut running = tokio::task::JoinSet::new();
+        // Task → recording, so that a task that panicked frees its recording too.
+        let mut in_flight = std::collections::HashMap::new();
+        loop {
+            if running.len() < workers {
+                match self
+                    .store
+                    .recordings_to_transcode(2 * workers as i64 + 2)
+                    .await
+                {
+                    Ok(due) => {
+                        for (id, mp3) in due {
+                            if running.len() < workers && !in_flight.values().any(|r| *r == id) {
+                                let task = running.spawn(self.clone().transcode(id.clone(), mp3));
+                                in_flight.insert(task.id(), id);
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "recordings to transcode not read"),
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    // A transcode cut short is done again after the restart.
+                    running.abort_all();
+                    return;
+                }
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let task = match done {
+                        Ok((task, ())) => task,
+                        Err(error) => {
+                            tracing::error!(%error, "transcode task failed");
+                            error.id()
+                        }
+                    };
+                    in_flight.remove(&task);
+                    self.wake.notify_one();
+                }
+                () = inputs.notified() => {
+                    // Also the stitching loop's signal: pass it on.
+                    self.wake.notify_one();
+                }
                 () = tokio::time::sleep(TICK) => {}
             }
         }
     }
 
-    /// One round: transcode, link, stitch what is ready.
-    pub async fn step(&self) -> Result<(), IngestError> {
-        for (id, mp3) in self.store.recordings_to_transcode(8).await? {
-            let opus = format!("{}.opus", mp3.trim_end_matches(".mp3"));
-            let (from, to) = (self.data_dir.join(&mp3), self.data_dir.join(&opus));
-            let outcome = blocking(move || crate::media::audio::transcode_mp3(&from, &to)).await?;
-            let now = self.clock.now_ms();
-            match outcome {
-                Ok(_) => self.store.set_transcoded(&id, Ok(&opus), now).await?,
-                Err(error) => {
-                    tracing::warn!(recording = %id, %error, "audio not transcoded; the interaction goes on without it");
-                    self.store
-                        .set_transcoded(&id, Err(&error.to_string()), now)
-                        .await?;
-                }
+    /// Transcodes one recording and records the outcome.
+    async fn transcode(self, id: String, mp3: String) {
+        let opus = format!("{}.opus", mp3.trim_end_matches(".mp3"));
+        let (from, to) = (self.data_dir.join(&mp3), self.data_dir.join(&opus));
+        let outcome = match blocking(move || crate::media::audio::transcode_mp3(&from, &to)).await {
+            Ok(outcome) => outcome.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        let now = self.clock.now_ms();
+        let recorded = match &outcome {
+            Ok(_) => self.store.set_transcoded(&id, Ok(&opus), now).await,
+            Err(error) => {
+                tracing::warn!(recording = %id, %error, "audio not transcoded; the interaction goes on without it");
+                self.store.set_transcoded(&id, Err(error), now).await
             }
+        };
+        if let Err(error) = recorded {
+            tracing::warn!(recording = %id, %error, "transcode outcome not recorded; done again");
         }
+    }
+
+    /// One round: link closed screens, apply retention, stitch what is ready.
+    pub async fn step(&self) -> Result<(), IngestError> {
         for screen in self.store.closed_screens().await? {
             self.store.link_screen(&screen, self.clock.now_ms()).await?;
         }

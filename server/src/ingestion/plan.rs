@@ -5,7 +5,8 @@
 //!   latest.
 //! - A screen's frames are placed by the agent's measured clock offset (the SCN file's best clock
 //!   sample); without one, the first keyframe is taken to be the file's creation (Ringing).
-//! - A recording starts at its session start (else `timeRecorded`); each PAUSE … RESUME of its
+//! - A recording starts at its session start (else `timeRecorded`), refined to the call's
+//!   ms-precision answer time when that falls within Webex's whole second; each PAUSE … RESUME of its
 //!   `recordingActions` is absent from the MP3, so the audio after a pause resumes at the RESUME's
 //!   time: a hole on the timeline, filled with silence.
 
@@ -54,8 +55,13 @@ pub struct Screen<'a> {
     pub facts: ScnFacts,
 }
 
+/// Where a recording starts: the call's ms-precision answer time when it refines Webex's
+/// whole-second start, else the session start, else `timeRecorded`.
 fn recording_start_ms(audio: &AudioInput) -> Option<i64> {
-    audio.session_start_ms.or(audio.time_recorded_ms)
+    audio
+        .answered_ms
+        .or(audio.session_start_ms)
+        .or(audio.time_recorded_ms)
 }
 
 /// (PAUSE time, RESUME time or `None`) pairs, in time order.
@@ -179,7 +185,9 @@ pub fn align(screens: &[Screen<'_>], audio: &[AudioInput], data_dir: &Path) -> A
                 input: recording.id.clone(),
                 monitor: None,
                 at_us: piece.at_us,
-                by: if recording.session_start_ms.is_some() {
+                by: if recording.answered_ms.is_some() {
+                    "answered event, pauses from recordingActions"
+                } else if recording.session_start_ms.is_some() {
                     "session start, pauses from recordingActions"
                 } else {
                     "timeRecorded"
@@ -220,6 +228,7 @@ mod tests {
             session_stop_ms: Some(40_000),
             time_recorded_ms: Some(9_000),
             duration_s: Some(20),
+            answered_ms: None,
             metadata,
         }
     }
@@ -258,6 +267,32 @@ mod tests {
         let pieces = audio_pieces(&recording(Value::Null), 10_000, Path::new("/d"));
         assert_eq!(pieces.len(), 1);
         assert_eq!((pieces[0].at_us, pieces[0].length_us), (0, None));
+    }
+
+    #[test]
+    fn the_answered_event_refines_the_whole_second_start_and_the_pauses_stay_put() {
+        let metadata = serde_json::json!({ "serviceData": { "recordingActions": [
+            { "action": "PAUSE", "time": at(15_000) },
+            { "action": "RESUME", "time": at(25_000) },
+        ]}});
+        let mut refined = recording(metadata);
+        refined.answered_ms = Some(10_437);
+        let pieces = audio_pieces(&refined, 5_000, Path::new("/d"));
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(
+            (pieces[0].at_us, pieces[0].length_us),
+            (5_437_000, Some(4_563_000))
+        );
+        assert_eq!(
+            (pieces[1].at_us, pieces[1].skip_us),
+            (20_000_000, 4_563_000)
+        );
+        let aligned = align(&[], &[refined], Path::new("/d"));
+        assert_eq!(aligned.start_ms, 10_437);
+        assert_eq!(
+            aligned.placements[0].by,
+            "answered event, pauses from recordingActions"
+        );
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct Store {
     /// webhook insert) behind a busy one (the processor); an async FIFO lock keeps the wait for the
     /// receiver to at most one processor batch.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Notified when an input of ingestion lands in this process (a recording stored, an SCN file
+    /// closed), so that ingestion need not wait for its next tick.
+    ingestion_inputs: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -82,6 +85,7 @@ impl Store {
         Ok(Store {
             pool,
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            ingestion_inputs: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -89,6 +93,12 @@ impl Store {
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
         let turn = self.write_gate.clone().lock_owned().await;
         Ok(StoreTx::new(self.pool.begin().await?, turn))
+    }
+
+    /// Notified when a recording is stored or an SCN file closed in this process (other
+    /// processes' inputs are found by polling).
+    pub fn ingestion_inputs(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.ingestion_inputs.clone()
     }
 
     /// Waits for this process's turn to write.

@@ -317,14 +317,13 @@ impl Store {
         if held.is_none() {
             return Ok(None);
         }
-        let session = recording
-            .call_session_id
-            .clone()
-            .unwrap_or_else(|| format!("recording:{}", recording.id));
         let start = recording.session_start_ms.or(recording.time_recorded_ms);
         let stop = recording
             .session_stop_ms
             .or_else(|| Some(start? + recording.duration_s? * 1000));
+        let session = self
+            .consolidation_key(&mut tx, recording, start, stop)
+            .await?;
         let new_id = uuid::Uuid::new_v4().to_string();
         let row = sqlx::query(
             "INSERT INTO interactions (id, call_session_id, start_ms, stop_ms, recordings, duration_s, created_ms, updated_ms)
@@ -349,6 +348,16 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let interaction: String = row.try_get("id")?;
+        if let (Some(owner), Some(start)) = (recording.owner_id.as_deref(), start) {
+            super::ingestion::link_overlapping_screens(
+                &mut tx,
+                &interaction,
+                owner,
+                start,
+                stop.unwrap_or(start),
+            )
+            .await?;
+        }
         sqlx::query(
             "UPDATE recordings SET state = 'stored', lease_owner = NULL, lease_until_ms = NULL, last_error = NULL,
                attempts = attempts + 1, interaction_id = ?, call_session_id = ?, owner_id = ?, owner_email = ?,
@@ -384,7 +393,53 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.ingestion_inputs.notify_one();
         Ok(Some(interaction))
+    }
+
+    /// The interaction key a stored recording joins: its callSessionId; when the call's screen
+    /// was linked before under its contact (its events carried no callSessionId), that
+    /// interaction, re-keyed by the callSessionId; without a callSessionId, the interaction of
+    /// an overlapping contact of the owner, else `recording:<id>`.
+    async fn consolidation_key(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        recording: &StoredRecording,
+        start: Option<i64>,
+        stop: Option<i64>,
+    ) -> Result<String, StoreError> {
+        let owner_window = recording
+            .owner_id
+            .as_deref()
+            .zip(start)
+            .map(|(owner, start)| (owner, start, stop.unwrap_or(start)));
+        let Some(session) = recording.call_session_id.clone() else {
+            if let Some((owner, from, to)) = owner_window
+                && let Some((_, key)) =
+                    super::ingestion::interaction_by_owner_contact(tx, owner, from, to, false)
+                        .await?
+            {
+                return Ok(key);
+            }
+            return Ok(format!("recording:{}", recording.id));
+        };
+        let exists = sqlx::query("SELECT 1 FROM interactions WHERE call_session_id = ?")
+            .bind(&session)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists
+            && let Some((owner, from, to)) = owner_window
+            && let Some((id, _)) =
+                super::ingestion::interaction_by_owner_contact(tx, owner, from, to, true).await?
+        {
+            sqlx::query("UPDATE interactions SET call_session_id = ? WHERE id = ?")
+                .bind(&session)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(session)
     }
 
     /// Puts a parked recording back in the queue (an operator's retry).

@@ -129,6 +129,9 @@ impl Store {
         .bind(contact.to_string())
         .execute(&self.pool)
         .await?;
+        if state == ScnState::Closed {
+            self.ingestion_inputs.notify_one();
+        }
         Ok(())
     }
 
