@@ -7,12 +7,17 @@ use std::process::Command;
 
 /// Seconds at which the first video track shows a bright frame (mean luma over 150).
 pub fn flashes(file: &Path) -> anyhow::Result<Vec<f64>> {
+    flashes_in(file, 0)
+}
+
+/// Seconds at which video track `track` (0 = the first) shows a bright frame.
+pub fn flashes_in(file: &Path, track: usize) -> anyhow::Result<Vec<f64>> {
     let output = Command::new("ffmpeg")
         .args(["-v", "info", "-i"])
         .arg(file)
         .args([
             "-map",
-            "0:v:0",
+            &format!("0:v:{track}"),
             "-vf",
             "showinfo",
             "-fps_mode",

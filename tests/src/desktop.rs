@@ -27,6 +27,17 @@ impl SyntheticDesktop {
         enrolled: capture_agent::enroll::Enrolled,
         machine: &str,
     ) -> anyhow::Result<SyntheticDesktop> {
+        Self::start_with_monitors(server, ca, enrolled, machine, vec![(640, 360)]).await
+    }
+
+    /// [`start`](Self::start) on synthetic monitors of the given sizes.
+    pub async fn start_with_monitors(
+        server: &str,
+        ca: &Path,
+        enrolled: capture_agent::enroll::Enrolled,
+        machine: &str,
+        monitors: Vec<(u32, u32)>,
+    ) -> anyhow::Result<SyntheticDesktop> {
         let agent = Agent {
             endpoint: Endpoint::new(server, Some(ca))?,
             identity: Identity {
@@ -35,7 +46,7 @@ impl SyntheticDesktop {
                 os_user: "agent".into(),
                 machine: machine.into(),
             },
-            source: Arc::new(SyntheticSource::new(Workload::Office, vec![(640, 360)])),
+            source: Arc::new(SyntheticSource::new(Workload::Office, monitors)),
             clock: AgentClock::new(),
             status: Arc::new(Mutex::new(Status::default())),
         };

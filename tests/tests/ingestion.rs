@@ -53,21 +53,41 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
     emulator.trust_ca(&server.ca_file())?;
     emulator.wait_webhooks(2).await?;
 
-    // Alice has a desktop; Bruno does not.
+    // Alice has a desktop with one monitor, Bruno one with two; Carla (recorded, no desktop)
+    // takes the last transfer.
+    let carla = emulator.add_person("carla@example.com", "Carla");
     let enrolled = server.enroll_desktop_as("alice-pc", alice.id).await?;
     let desktop =
         SyntheticDesktop::start(&server.base_url(), &server.ca_file(), enrolled, "alice-pc")
             .await?;
+    let enrolled = server.enroll_desktop_as("bruno-pc", bruno.id).await?;
+    let bruno_desktop = SyntheticDesktop::start_with_monitors(
+        &server.base_url(),
+        &server.ca_file(),
+        enrolled,
+        "bruno-pc",
+        vec![(640, 360), (480, 270)],
+    )
+    .await?;
 
     let mut sessions = BTreeSet::new();
+    let mut transfers = BTreeSet::new();
     for kind in [
         CallKind::Answered,
         CallKind::StopRestart,
         CallKind::ConsultTransfer { to: bruno.clone() },
+        CallKind::ConsultTransfer { to: carla.clone() },
     ] {
+        let transfer_to = match &kind {
+            CallKind::ConsultTransfer { to } => Some(to.id),
+            _ => None,
+        };
         let plan = CallPlan::new(alice.clone(), kind)
             .with_timing(Duration::from_millis(300), Duration::from_secs(1));
         let outcome = emulator.run_call(plan).await;
+        if let Some(to) = transfer_to {
+            transfers.insert((outcome.call_session_id.simple().to_string(), to));
+        }
         sessions.extend(
             outcome
                 .recordings
@@ -130,6 +150,7 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let mut with_screen = 0;
+    let mut videos = std::collections::BTreeMap::new();
     for interaction in &archived {
         let key = interaction["archive_key"].as_str().expect("key");
         let file = archive.join(key);
@@ -147,6 +168,13 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
             .filter_map(|s| s["codec_name"].as_str())
             .collect();
         assert!(codecs.contains(&"opus"), "{interaction}: {codecs:?}");
+        videos.insert(
+            interaction["call_session_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            codecs.iter().filter(|c| **c == "h264").count(),
+        );
         if interaction["call_session_id"] == silent_session.simple().to_string() {
             assert_eq!(interaction["missing"], "audio", "{interaction}");
             assert!(codecs.contains(&"h264"), "{codecs:?}");
@@ -165,6 +193,16 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
                 .is_some_and(|a| !a.is_empty())
         );
     }
+    // A transfer is one interaction with every agent's screen on it, one video per monitor:
+    // Alice's and Bruno's two; Carla has no desktop, so Alice's alone.
+    for (session, to) in &transfers {
+        let expected = if *to == bruno.id { 3 } else { 1 };
+        assert_eq!(
+            videos.get(session),
+            Some(&expected),
+            "transfer to {to}: {videos:?}"
+        );
+    }
     assert!(
         with_screen >= 3,
         "the answered call, the restarted one and the transfer's first leg have Alice's screen"
@@ -181,5 +219,6 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
         .collect();
     assert!(audio_left.is_empty(), "audio not cleared: {audio_left:?}");
     desktop.stop().await;
+    bruno_desktop.stop().await;
     server.stop().await
 }

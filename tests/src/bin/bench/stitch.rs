@@ -156,6 +156,7 @@ pub fn run(_options: &Options) -> anyhow::Result<serde_json::Value> {
             session_stop_ms: Some(t0_ms + SECONDS * 1000),
             time_recorded_ms: Some(t0_ms),
             duration_s: Some(SECONDS),
+            answered_ms: None,
             metadata: serde_json::Value::Null,
         };
         let aligned = align(&[Screen { input: &input, facts }], &[audio], dir.path());
