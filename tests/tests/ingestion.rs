@@ -72,9 +72,19 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
 
     let mut sessions = BTreeSet::new();
     let mut transfers = BTreeSet::new();
+    // Every scenario the emulator plays. All but the silent call have screen: ten interactions
+    // (each transfer is two: the customer's session and the consult call).
     for kind in [
         CallKind::Answered,
+        CallKind::AnsweredElsewhere {
+            answerer: bruno.clone(),
+        },
+        CallKind::HoldResume,
+        CallKind::PauseResume,
         CallKind::StopRestart,
+        CallKind::Conference {
+            with: carla.clone(),
+        },
         CallKind::ConsultTransfer { to: bruno.clone() },
         CallKind::ConsultTransfer { to: carla.clone() },
     ] {
@@ -204,8 +214,8 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
         );
     }
     assert!(
-        with_screen >= 3,
-        "the answered call, the restarted one and the transfer's first leg have Alice's screen"
+        with_screen >= 10,
+        "every call Alice or Bruno answered has screen ({with_screen} have)"
     );
     // The buffer is cleared: no SCN file, no MP3 or Opus of an archived recording left.
     let leftovers: Vec<_> = std::fs::read_dir(server.data_dir.path().join("buffer"))?
