@@ -23,6 +23,10 @@ use webex_emulator::{CallTiming, ContactCenterTiming, Emulator, EmulatorConfig};
 use crate::config::{Credentials, SecretSource, Settings, TlsSource, WebexSettings};
 use crate::store::Store;
 
+/// The demo's supervisor.
+pub const DEMO_SUPERVISOR: &str = "supervisor";
+/// Where its password is kept (inside the data directory).
+pub const DEMO_SUPERVISOR_PASSWORD_FILE: &str = "demo-supervisor-password";
 /// Virtual agents taking calls.
 pub const DEMO_AGENTS: usize = 4;
 /// Of which this many have a (synthetic) desktop.
@@ -121,6 +125,17 @@ pub async fn run(
             desktops.push((entry.id, credential, name.to_owned()));
         }
     }
+    // A supervisor to watch the calls with (the first administrator manages, but does not
+    // replay); its password is kept in the data directory and printed below.
+    let password_file = settings.data_dir.join(DEMO_SUPERVISOR_PASSWORD_FILE);
+    let (password, _) = crate::files::load_or_generate_secret(&password_file)
+        .with_context(|| format!("{}", password_file.display()))?;
+    if store.user_for_login(DEMO_SUPERVISOR).await?.is_none() {
+        let hash = crate::replay::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+        store
+            .add_user(DEMO_SUPERVISOR, &hash, "supervisor", "demo", now)
+            .await?;
+    }
     store.close().await;
 
     let cancel = CancellationToken::new();
@@ -154,11 +169,13 @@ pub async fn run(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let scenarios = emulator.spawn_contact_center(persons, demo_timing());
     println!(
-        "capture demo: https://localhost:{port} (CA {}), API token in {}; webex emulator at {}; \
-         {DEMO_AGENTS} virtual agents take calls: see GET /api/v1/contacts and /api/v1/interactions",
+        "capture demo: open https://localhost:{port}/ (CA {}) and log in as {DEMO_SUPERVISOR} \
+         with the password in {}; API token in {}; webex emulator at {}; {DEMO_AGENTS} virtual \
+         agents take calls",
         server_ca
             .as_deref()
             .map_or("configured".into(), |p| p.display().to_string()),
+        password_file.display(),
         settings.data_dir.join(crate::api::API_TOKEN_FILE).display(),
         emulator.base_url(),
     );

@@ -29,6 +29,7 @@ pub mod integration;
 pub mod media;
 pub mod metrics;
 pub mod recorder;
+pub mod replay;
 pub mod store;
 pub mod tls;
 pub mod webex;
@@ -242,6 +243,52 @@ fn spawn_webex_tasks(
     Ok(())
 }
 
+/// Creates the first administrator when no user exists: with the configured password, else a
+/// generated one printed once in the log (the only place it appears).
+async fn ensure_first_admin(
+    store: &Store,
+    replay: &config::ReplaySettings,
+    clock: &clock::Clock,
+) -> Result<(), ServerError> {
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &replay.admin_password {
+        Some(source) => (read_source(source)?, false),
+        None => (replay::auth::random_token()[..24].to_owned(), true),
+    };
+    replay::auth::check_new_password(&password).map_err(|reason| {
+        ServerError::Serve(std::io::Error::other(format!(
+            "replay.admin_password: {reason}"
+        )))
+    })?;
+    let hash = tokio::task::spawn_blocking(move || {
+        replay::auth::hash_password(&password).map(|h| (h, password))
+    })
+    .await
+    .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
+    .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
+    store
+        .add_user(
+            &replay.admin_user,
+            &hash.0,
+            "admin",
+            "setup",
+            clock.now_ms(),
+        )
+        .await?;
+    if generated {
+        tracing::warn!(
+            user = %replay.admin_user,
+            password = %hash.1,
+            "created the first administrator; this password is shown once: log in and change it"
+        );
+    } else {
+        tracing::info!(user = %replay.admin_user, "created the first administrator");
+    }
+    Ok(())
+}
+
 /// [`run`] with replaceable parts.
 pub async fn run_with(
     settings: Settings,
@@ -268,6 +315,8 @@ pub async fn run_with(
     if generated {
         tracing::info!(file = %enrolment_path.display(), "generated the agents' enrolment token");
     }
+
+    ensure_first_admin(&store, &settings.replay, &parts.clock).await?;
 
     let metrics = Arc::new(metrics::Metrics::new());
     let connections = Arc::new(recorder::Connections::default());
@@ -317,7 +366,7 @@ pub async fn run_with(
         ingestion::Ingestion {
             store: store.clone(),
             data_dir: settings.data_dir.clone(),
-            archive,
+            archive: archive.clone(),
             settings: settings.ingestion.clone(),
             clock: parts.clock.clone(),
             wake: Arc::new(Notify::new()),
@@ -363,6 +412,9 @@ pub async fn run_with(
         adapter_configured,
         recordings_wake,
         backfill_requested,
+        archive,
+        data_dir: settings.data_dir.clone(),
+        media: replay::media::state(),
     };
     let sessions_shutdown = CancellationToken::new();
     let recorder = recorder::Recorder {
@@ -385,7 +437,7 @@ pub async fn run_with(
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.config))
         .handle(handle.clone())
-        .serve(app.into_make_service());
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>());
     let mut server = tokio::spawn(server);
     tracing::info!(
         %address,

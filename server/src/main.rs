@@ -37,6 +37,12 @@ enum Command {
     /// The agent directory.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Users of the replay page.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Webex webhooks.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -98,6 +104,55 @@ enum AgentCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from --password-file, else from standard input (one
+    /// line).
+    Add {
+        /// Login name.
+        name: String,
+        /// `admin` (users, agents, settings), `supervisor` (search, replay, export) or `auditor`
+        /// (the audit log, legal holds, search, replay, export).
+        #[arg(long)]
+        role: String,
+        /// A file holding the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Set a user's password (read like `add`'s), ending their sessions.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// A file holding the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the users as JSON lines.
+    List {
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain; names the first broken entry (exit status 1) or prints
+    /// the number of entries and the head's hash (keep it elsewhere: a later run that does not
+    /// reach it shows a truncated log).
+    Verify {
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum WebhooksCommand {
     /// Dry run: feed captured webhook bodies (each FILE one envelope or a JSON array of them) to
     /// the normaliser and state machine; print one JSON line per event and per action. Nothing is
@@ -135,6 +190,19 @@ fn main() -> ExitCode {
         }
         Some(Command::Scn(ScnCommand::Export { file, monitor, out })) => {
             return report(scn_export(&file, monitor, &out));
+        }
+        Some(Command::User(command)) => {
+            return report(user_command(cli.config.as_deref(), command));
+        }
+        Some(Command::Audit(AuditCommand::Verify { data_dir })) => {
+            return match audit_verify(cli.config.as_deref(), data_dir) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(error) => {
+                    eprintln!("capture-server: {error:#}");
+                    ExitCode::from(2)
+                }
+            };
         }
         Some(Command::Webhooks(command)) => {
             return report(webhooks_command(cli.config.as_deref(), command));
@@ -222,6 +290,125 @@ fn agent_command(config: Option<&std::path::Path>, command: AgentCommand) -> any
         println!("{json}");
         store.close().await;
         Ok(())
+    })
+}
+
+fn read_password(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let raw = match file {
+        Some(file) => {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        }
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+    };
+    let password = raw.trim_end_matches(['\r', '\n']).to_owned();
+    capture_server::replay::auth::check_new_password(&password).map_err(anyhow::Error::msg)?;
+    Ok(password)
+}
+
+fn open_store(
+    settings: &Settings,
+) -> anyhow::Result<(tokio::runtime::Runtime, capture_server::store::Store)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let store = runtime.block_on(capture_server::store::Store::open(&settings.data_dir))?;
+    Ok((runtime, store))
+}
+
+fn user_command(config: Option<&std::path::Path>, command: UserCommand) -> anyhow::Result<()> {
+    use capture_server::replay::auth::{Role, hash_password};
+    let now = capture_server::clock::Clock::system().now_ms();
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            password_file,
+            data_dir,
+        } => {
+            capture_server::replay::check_username(&name).map_err(anyhow::Error::msg)?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role is admin, supervisor or auditor"))?;
+            let settings = settings(config, data_dir)?;
+            let password = read_password(password_file.as_deref())?;
+            let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
+            let (runtime, store) = open_store(&settings)?;
+            runtime.block_on(async {
+                let user = store
+                    .add_user(&name, &hash, role.as_str(), &actor, now)
+                    .await?;
+                println!("{}", capture_server::replay::auth::user_json(&user));
+                store.close().await;
+                Ok(())
+            })
+        }
+        UserCommand::Passwd {
+            name,
+            password_file,
+            data_dir,
+        } => {
+            let settings = settings(config, data_dir)?;
+            let password = read_password(password_file.as_deref())?;
+            let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
+            let (runtime, store) = open_store(&settings)?;
+            runtime.block_on(async {
+                let changed = store
+                    .update_user(&name, Some(&hash), None, None, &actor, now)
+                    .await?;
+                store.close().await;
+                anyhow::ensure!(changed, "no user {name}");
+                Ok(())
+            })
+        }
+        UserCommand::List { data_dir } => {
+            let settings = settings(config, data_dir)?;
+            let (runtime, store) = open_store(&settings)?;
+            runtime.block_on(async {
+                for user in store.users().await? {
+                    println!("{}", capture_server::replay::auth::user_json(&user));
+                }
+                store.close().await;
+                Ok(())
+            })
+        }
+    }
+}
+
+/// `audit verify`: `Ok(true)` when the chain holds.
+fn audit_verify(
+    config: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<bool> {
+    let settings = settings(config, data_dir)?;
+    let (runtime, store) = open_store(&settings)?;
+    runtime.block_on(async {
+        let verified = store.verify_audit().await?;
+        store.close().await;
+        match &verified.broken {
+            None => {
+                println!(
+                    "audit log verified: {} entries, head {}",
+                    verified.entries, verified.head
+                );
+                Ok(true)
+            }
+            Some(broken) => {
+                println!(
+                    "audit log BROKEN at entry {}: {}",
+                    broken.seq, broken.reason
+                );
+                Ok(false)
+            }
+        }
     })
 }
 

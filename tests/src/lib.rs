@@ -7,6 +7,7 @@ pub mod desktop;
 pub mod fake_agent;
 pub mod fake_webex;
 pub mod recordings;
+pub mod replay;
 pub mod scn_samples;
 pub mod server;
 pub mod webex;

@@ -1,15 +1,16 @@
-//! The JSON API under `/api/v1`: contacts and the agent directory. Until logins and roles exist
-//! (the replay module), every route requires the administrator's bearer token, generated on first
-//! start into `<data_dir>/api-token`. Errors map here, in one place, to a status and a stable
-//! machine-readable `code`.
+//! The JSON API under `/api/v1`, described at `/api/openapi.json` (generated from the handlers'
+//! annotations: `crate::replay::openapi`). Every route needs a caller (a login session's cookie,
+//! or the administrator's bearer token from `<data_dir>/api-token`) with the route group's
+//! access (`crate::replay::auth::Access`). Errors map here, in one place, to a status and a
+//! stable machine-readable `code`.
 
-mod interactions;
+pub(crate) mod interactions;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -50,6 +51,12 @@ pub struct ApiState {
     pub recordings_wake: Arc<tokio::sync::Notify>,
     /// Wakes the adapter's poll loop (a backfill requested).
     pub backfill_requested: Arc<tokio::sync::Notify>,
+    /// The archive (replayed media is read from it).
+    pub archive: crate::ingestion::archive::Archive,
+    /// The data directory (the replay's cache of views).
+    pub data_dir: std::path::PathBuf,
+    /// Replay's media state.
+    pub media: Arc<crate::replay::media::MediaState>,
 }
 
 /// The organisation's enrolment token inside the data directory: what agent installers carry
@@ -65,7 +72,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -104,23 +112,56 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The API's routes.
+/// The API's routes, by the access each group needs; the login, the enrolment of desktops and
+/// the OpenAPI document need none.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    use crate::replay::auth::{self, Access};
+    let group = |routes: Router<ApiState>, access: Access| {
+        routes.route_layer(middleware::from_fn_with_state(access, auth::require))
+    };
+    let administer = Router::new()
         .route("/api/v1/contacts", get(list_contacts))
         .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/agents", get(list_agents).post(add_agent))
         .route("/api/v1/agents/{id}", axum::routing::patch(map_agent))
-        .merge(interactions::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .merge(interactions::admin_routes())
+        .merge(crate::replay::admin_routes());
+    let authenticated = Router::new()
+        .merge(group(administer, Access::Administer))
+        .merge(group(
+            interactions::replay_routes().merge(crate::replay::replay_routes()),
+            Access::Replay,
+        ))
+        .merge(group(
+            interactions::audit_routes().merge(crate::replay::audit_routes()),
+            Access::Audit,
+        ))
+        .merge(group(crate::replay::session_routes(), Access::Session))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    authenticated
+        .merge(crate::replay::public_routes())
         .route("/agent/v1/enroll", post(enroll_agent))
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// Unknown `/api` paths answer in the API's error shape.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}", uri.path()),
+    )
+    .into_response()
 }
 
 /// Body of `POST /agent/v1/enroll`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Enroll {
+pub(crate) struct Enroll {
     token: String,
     machine: String,
     os_user: String,
@@ -128,7 +169,9 @@ struct Enroll {
 }
 
 /// Enrols a desktop with the organisation's token: a new agent entry and its credential.
-async fn enroll_agent(
+#[utoipa::path(post, path = "/agent/v1/enroll", tag = "agents",
+    responses((status = 201, description = "`{agent_id, credential}`"), (status = 401, description = "Wrong enrolment token (`bad_enrolment_token`)")))]
+pub(crate) async fn enroll_agent(
     State(state): State<ApiState>,
     body: Result<Json<Enroll>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -179,39 +222,10 @@ async fn enroll_agent(
         .into_response())
 }
 
-async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        // Digests are compared, so timing reveals nothing about the token.
-        Some(token)
-            if Sha256::digest(token.trim().as_bytes()).as_slice()
-                == state.token_sha256.as_slice() =>
-        {
-            next.run(request).await
-        }
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_token",
-            "the bearer token is not valid",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "an `Authorization: Bearer` token is required",
-        )
-        .into_response(),
-    }
-}
-
 /// Query of `GET /api/v1/contacts`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ContactQuery {
+pub(crate) struct ContactQuery {
     person: Option<String>,
     agent: Option<String>,
     state: Option<String>,
@@ -237,7 +251,13 @@ fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<i64>, A
         })
 }
 
-async fn list_contacts(
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "administration",
+    params(("person" = Option<String>, Query, description = "A Webex person"), ("agent" = Option<String>, Query, description = "An agent id"),
+           ("state" = Option<String>, Query, description = "recording, kept, discarded, closed"),
+           ("from" = Option<String>, Query, description = "Started at or after"), ("to" = Option<String>, Query, description = "Started before"),
+           ("limit" = Option<i64>, Query, description = "Page size"), ("offset" = Option<i64>, Query, description = "Page offset")),
+    responses((status = 200, description = "`{items: [contact]}`")))]
+pub(crate) async fn list_contacts(
     State(state): State<ApiState>,
     query: Result<Query<ContactQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -276,7 +296,10 @@ async fn list_contacts(
     )
 }
 
-async fn get_contact(
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "administration",
+    params(("id" = String, Path, description = "The contact")),
+    responses((status = 200, description = "The contact, its calls, events, gaps and audit"), (status = 404, description = "No such contact")))]
+pub(crate) async fn get_contact(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -303,7 +326,9 @@ async fn get_contact(
     }
 }
 
-async fn list_agents(State(state): State<ApiState>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/api/v1/agents", tag = "administration",
+    responses((status = 200, description = "`{items: [agent]}` with connection state")))]
+pub(crate) async fn list_agents(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let connected: std::collections::HashMap<_, _> =
         state.connections.snapshot().into_iter().collect();
     let items: Vec<serde_json::Value> = state
@@ -332,13 +357,15 @@ async fn list_agents(State(state): State<ApiState>) -> Result<Response, ApiError
 /// Body of `POST /api/v1/agents`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AddAgent {
+pub(crate) struct AddAgent {
     name: String,
     person_id: Option<String>,
     email: Option<String>,
 }
 
-async fn add_agent(
+#[utoipa::path(post, path = "/api/v1/agents", tag = "administration",
+    responses((status = 201, description = "The agent and its one-time credential"), (status = 409, description = "Already exists")))]
+pub(crate) async fn add_agent(
     State(state): State<ApiState>,
     body: Result<Json<AddAgent>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -357,13 +384,16 @@ async fn add_agent(
 /// Body of `PATCH /api/v1/agents/{id}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MapAgent {
+pub(crate) struct MapAgent {
     person_id: Option<String>,
     email: Option<String>,
 }
 
 /// Maps an agent (e.g. one enrolled without an email) to its Webex person and/or email.
-async fn map_agent(
+#[utoipa::path(patch, path = "/api/v1/agents/{id}", tag = "administration",
+    params(("id" = String, Path, description = "The agent")),
+    responses((status = 200, description = "The agent, mapped"), (status = 404, description = "No such agent")))]
+pub(crate) async fn map_agent(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     body: Result<Json<MapAgent>, axum::extract::rejection::JsonRejection>,

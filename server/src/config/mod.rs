@@ -17,8 +17,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use settings::{
-    AdapterSettings, Credentials, IngestionSettings, LogFormat, SecretSource, Settings, TlsSource,
-    WebexSettings,
+    AdapterSettings, Credentials, IngestionSettings, LogFormat, ReplaySettings, SecretSource,
+    Settings, TlsSource, WebexSettings,
 };
 
 /// The environment variable prefix of every key.
@@ -47,6 +47,31 @@ pub struct Config {
     pub adapter: AdapterConfig,
     /// Ingestion: stitching screen and audio, the archive.
     pub ingestion: IngestionConfig,
+    /// Replay: the web page's first administrator.
+    pub replay: ReplayConfig,
+}
+
+/// The `[replay]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplayConfig {
+    /// The first administrator's user name, created at the first start when no user exists.
+    pub admin_user: String,
+    /// Its password (at least 12 characters); when neither this nor `admin_password_file` is
+    /// set, one is generated and printed once in the log.
+    pub admin_password: Option<String>,
+    /// A file holding it.
+    pub admin_password_file: Option<PathBuf>,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            admin_user: "admin".into(),
+            admin_password: None,
+            admin_password_file: None,
+        }
+    }
 }
 
 /// The `[ingestion]` section.
@@ -234,6 +259,7 @@ impl Default for Config {
             integration: IntegrationConfig::default(),
             adapter: AdapterConfig::default(),
             ingestion: IngestionConfig::default(),
+            replay: ReplayConfig::default(),
         }
     }
 }

@@ -116,6 +116,17 @@ pub struct Settings {
     pub adapter: AdapterSettings,
     /// Ingestion.
     pub ingestion: IngestionSettings,
+    /// Replay.
+    pub replay: ReplaySettings,
+}
+
+/// Replay's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaySettings {
+    /// The first administrator's name.
+    pub admin_user: String,
+    /// Its password, when configured (else generated and printed once).
+    pub admin_password: Option<SecretSource>,
 }
 
 /// Ingestion's settings.
@@ -440,7 +451,23 @@ impl Settings {
             max_attempts: adapter.max_attempts,
         };
         let agent_state_source = config.integration.agent_state_source.clone();
+        if crate::replay::check_username(&config.replay.admin_user).is_err() {
+            return Err(ConfigError::Invalid {
+                key: "replay.admin_user",
+                value: config.replay.admin_user.clone(),
+                reason: "1–64 letters, digits, `.`, `_`, `-` or `@`".into(),
+            });
+        }
+        let replay = ReplaySettings {
+            admin_user: config.replay.admin_user.clone(),
+            admin_password: secret(
+                "replay.admin_password",
+                &config.replay.admin_password,
+                &config.replay.admin_password_file,
+            )?,
+        };
         Ok(Settings {
+            replay,
             webhook_secret,
             policy,
             agent_state_source,

@@ -120,4 +120,46 @@ impl Archive {
             })
         }
     }
+
+    /// The size of `key`; `None` when it does not exist.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, ArchiveError> {
+        match self.store.head(&ObjectPath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Bytes `range` of `key`, streamed.
+    pub async fn read_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<
+        futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, object_store::Error>>,
+        ArchiveError,
+    > {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .get_opts(&ObjectPath::from(key), options)
+            .await?
+            .into_stream())
+    }
+
+    /// Copies `key` into the local file `path` (written to a temporary file, then renamed).
+    pub async fn copy_to_file(&self, key: &str, path: &Path) -> Result<(), ArchiveError> {
+        let partial = path.with_extension("partial");
+        let mut file = tokio::fs::File::create(&partial).await?;
+        let mut stream = self.store.get(&ObjectPath::from(key)).await?.into_stream();
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.sync_all().await?;
+        tokio::fs::rename(&partial, path).await?;
+        Ok(())
+    }
 }

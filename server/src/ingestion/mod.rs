@@ -300,17 +300,20 @@ impl Ingestion {
         self.archive
             .verify(&format!("{prefix}/metadata.json"), &metadata_sha)
             .await?;
+        let screens_placed = aligned.placements.iter().filter(|p| p.monitor.is_some());
+        let tracks: Vec<serde_json::Value> = aligned.plan.videos.iter().zip(screens_placed).enumerate().map(|(n, (v, placed))| json!({
+                "track": n + 1, "kind": "video", "codec": "h264", "monitor": v.monitor.0,
+                "contact": placed.input, "frames": stitched.video_frames.get(n),
+            })).chain(std::iter::once(json!({
+                "track": aligned.plan.videos.len() + 1, "kind": "audio", "codec": "opus",
+                "recorded_packets": stitched.audio_packets, "silent_packets": stitched.silent_packets,
+            }))).collect();
         let manifest = serde_json::to_vec_pretty(&json!({
             "interaction": id,
             "file": { "key": key, "sha256": sha256, "bytes": bytes, "format": "fragmented MP4" },
             "metadata": { "key": format!("{prefix}/metadata.json"), "sha256": metadata_sha },
             "timeline_start_utc_ms": aligned.start_ms,
-            "tracks": aligned.plan.videos.iter().enumerate().map(|(n, v)| json!({
-                "track": n + 1, "kind": "video", "codec": "h264", "monitor": v.monitor.0, "frames": stitched.video_frames.get(n),
-            })).chain(std::iter::once(json!({
-                "track": aligned.plan.videos.len() + 1, "kind": "audio", "codec": "opus",
-                "recorded_packets": stitched.audio_packets, "silent_packets": stitched.silent_packets,
-            }))).collect::<Vec<_>>(),
+            "tracks": tracks,
             "alignment": aligned.placements,
             "missing": aligned.missing,
             "screens_discarded_as_too_short": short,
@@ -329,6 +332,9 @@ impl Ingestion {
             sha256,
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
             missing: aligned.missing.map(str::to_owned),
+            timeline_start_ms: aligned.start_ms,
+            timeline_ms: aligned.plan.duration_us / 1000,
+            tracks: serde_json::Value::Array(tracks),
         };
         let screens = self
             .store

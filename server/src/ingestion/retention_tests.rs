@@ -62,6 +62,9 @@ async fn archived_interaction(store: &Store, archive: &Archive, id: &str, now: i
                 sha256: sha,
                 bytes: 3,
                 missing: Some("screen".into()),
+                timeline_start_ms: now,
+                timeline_ms: 1_000,
+                tracks: serde_json::json!([]),
             },
             now,
         )
@@ -152,8 +155,21 @@ async fn old_interactions_leave_the_archive_audited_unless_on_legal_hold() {
             .find(|i| i.id == id)
             .map(|i| (i.state.clone(), i.legal_hold))
     };
-    assert_eq!(state(&old), Some(("deleted".into(), false)));
+    // Deleted interactions are listed only when asked for.
+    assert_eq!(state(&old), None);
     assert_eq!(state(&held), Some(("archived".into(), true)));
+    let deleted = store
+        .interactions(&InteractionFilter {
+            limit: 10,
+            state: Some("deleted".into()),
+            ..InteractionFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        deleted.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        [old.as_str()]
+    );
     // Released, it goes at the next round.
     assert!(
         store

@@ -11,3 +11,4 @@ pub mod export;
 pub mod fmp4;
 pub mod h264;
 pub mod stitch;
+pub mod views;

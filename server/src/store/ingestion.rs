@@ -99,6 +99,12 @@ pub struct Archived {
     pub bytes: i64,
     /// What it lacks.
     pub missing: Option<String>,
+    /// Where its timeline starts (UTC ms).
+    pub timeline_start_ms: i64,
+    /// Its length (ms).
+    pub timeline_ms: i64,
+    /// Its tracks (the manifest's list).
+    pub tracks: serde_json::Value,
 }
 
 impl Store {
@@ -223,6 +229,7 @@ impl Store {
             .bind(&screen.contact)
             .execute(&mut *tx)
             .await?;
+            super::search::refresh_search(&mut tx, &interaction).await?;
         }
         sqlx::query("UPDATE scn_files SET linked_ms = ? WHERE contact = ?")
             .bind(now_ms)
@@ -338,13 +345,17 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE interactions SET state = 'archived', archive_key = ?, archive_sha256 = ?, archive_bytes = ?,
-               archived_ms = ?, missing = ?, error = NULL WHERE id = ?",
+               archived_ms = ?, missing = ?, error = NULL, timeline_start_ms = ?, timeline_ms = ?, tracks = ?
+             WHERE id = ?",
         )
         .bind(&archived.key)
         .bind(&archived.sha256)
         .bind(archived.bytes)
         .bind(now_ms)
         .bind(&archived.missing)
+        .bind(archived.timeline_start_ms)
+        .bind(archived.timeline_ms)
+        .bind(archived.tracks.to_string())
         .bind(&inputs.id)
         .execute(&mut *tx)
         .await?;
@@ -375,12 +386,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, 'ingestion', 'archive_interaction', ?, ?)")
-            .bind(now_ms)
-            .bind(&inputs.id)
-            .bind(&archived.key)
-            .execute(&mut *tx)
-            .await?;
+        super::audit::append(
+            &mut tx,
+            now_ms,
+            "ingestion",
+            "archive_interaction",
+            &inputs.id,
+            Some(&archived.key),
+        )
+        .await?;
         tx.commit().await?;
         Ok(cleared)
     }
@@ -425,12 +439,15 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, 'retention', 'delete_interaction', ?, ?)")
-            .bind(now_ms)
-            .bind(id)
-            .bind(policy)
-            .execute(&mut *tx)
-            .await?;
+        super::audit::append(
+            &mut tx,
+            now_ms,
+            "retention",
+            "delete_interaction",
+            id,
+            Some(policy),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -454,20 +471,12 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(now_ms)
-        .bind(actor)
-        .bind(if hold {
+        let action = if hold {
             "legal_hold"
         } else {
             "release_legal_hold"
-        })
-        .bind(id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
+        };
+        super::audit::append(&mut tx, now_ms, actor, action, id, Some(reason)).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -39,6 +39,22 @@ pub struct InteractionSummary {
     pub contacts: Vec<String>,
     /// Whether retention must not delete it.
     pub legal_hold: bool,
+    /// Agents (lower-case emails and names of owners and of agents whose screen it holds).
+    pub agents: Vec<String>,
+    /// `inbound`, `outbound`.
+    pub direction: Option<String>,
+    /// Start to end (s).
+    pub length_s: Option<i64>,
+    /// Whether it has (or, archived, holds) screen.
+    pub has_screen: bool,
+    /// Whether it has audio.
+    pub has_audio: bool,
+    /// Where the stitched file's timeline starts (UTC ms).
+    pub timeline_start_ms: Option<i64>,
+    /// The stitched file's length (ms).
+    pub timeline_ms: Option<i64>,
+    /// The stitched file's tracks.
+    pub tracks: serde_json::Value,
 }
 
 /// One recording of an interaction.
@@ -80,17 +96,35 @@ pub struct InteractionRecording {
     pub metadata: serde_json::Value,
 }
 
-/// Filters of the interaction list.
+/// Filters of the interaction list (the replay's search).
 #[derive(Debug, Clone, Default)]
 pub struct InteractionFilter {
-    /// Sessions starting at or after.
+    /// Started at or after (UTC ms).
     pub from_ms: Option<i64>,
-    /// Sessions starting before.
+    /// Started before.
     pub to_ms: Option<i64>,
     /// One call session (normalised).
     pub call_session_id: Option<String>,
-    /// A recording owner's email.
+    /// A recording owner's email (exact, any case).
     pub owner_email: Option<String>,
+    /// Part of an agent's email or name (any case): recording owners and agents whose screen
+    /// it holds.
+    pub agent: Option<String>,
+    /// Part of the remote party's number, digits compared (`+1 (555) 01` finds `1555012…`).
+    pub number: Option<String>,
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// At least this long (s).
+    pub min_duration_s: Option<i64>,
+    /// At most this long (s).
+    pub max_duration_s: Option<i64>,
+    /// With (`true`) or without (`false`) screen.
+    pub has_screen: Option<bool>,
+    /// With or without audio.
+    pub has_audio: Option<bool>,
+    /// Only this state (`collecting`, `archived`, `failed`, `deleted`); deleted ones are left
+    /// out unless asked for.
+    pub state: Option<String>,
     /// Page size.
     pub limit: i64,
     /// Page offset.
@@ -109,12 +143,19 @@ fn split(value: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const SUMMARY: &str = "SELECT i.id, i.call_session_id, i.start_ms, i.stop_ms, i.recordings, i.duration_s,
-    i.state, i.missing, i.archive_key, i.archive_sha256, i.error, i.legal_hold,
+fn summary_sql() -> String {
+    use super::search::{HAS_AUDIO, HAS_SCREEN, LENGTH};
+    format!(
+        "SELECT i.id, i.call_session_id, i.start_ms, i.stop_ms, i.recordings, i.duration_s,
+    i.state, i.missing, i.archive_key, i.archive_sha256, i.error, i.legal_hold, i.agents, i.direction,
+    i.timeline_start_ms, i.timeline_ms, i.tracks, {LENGTH} AS length_s, {HAS_SCREEN} AS has_screen,
+    {HAS_AUDIO} AS has_audio,
     (SELECT GROUP_CONCAT(ic.contact_id) FROM interaction_contacts ic WHERE ic.interaction_id = i.id) AS contacts,
     (SELECT GROUP_CONCAT(DISTINCT r.owner_email) FROM recordings r WHERE r.interaction_id = i.id) AS owners,
     (SELECT GROUP_CONCAT(DISTINCT r.remote_number) FROM recordings r WHERE r.interaction_id = i.id) AS remotes
-    FROM interactions i";
+    FROM interactions i"
+    )
+}
 
 fn summary(row: &sqlx::sqlite::SqliteRow) -> Result<InteractionSummary, StoreError> {
     let list = |name: &str| -> Result<Vec<String>, StoreError> {
@@ -137,26 +178,72 @@ fn summary(row: &sqlx::sqlite::SqliteRow) -> Result<InteractionSummary, StoreErr
         error: row.try_get("error")?,
         contacts: list("contacts")?,
         legal_hold: row.try_get("legal_hold")?,
+        agents: row
+            .try_get::<Option<String>, _>("agents")?
+            .unwrap_or_default()
+            .split('|')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        direction: row.try_get("direction")?,
+        length_s: row.try_get("length_s")?,
+        has_screen: row.try_get("has_screen")?,
+        has_audio: row.try_get("has_audio")?,
+        timeline_start_ms: row.try_get("timeline_start_ms")?,
+        timeline_ms: row.try_get("timeline_ms")?,
+        tracks: row
+            .try_get::<Option<String>, _>("tracks")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null),
     })
 }
 
 impl Store {
-    /// Interactions matching `filter`, newest first.
+    /// Interactions matching `filter`, newest first; up to `limit + 1` (one more tells there is
+    /// a next page).
     pub async fn interactions(
         &self,
         filter: &InteractionFilter,
     ) -> Result<Vec<InteractionSummary>, StoreError> {
+        use super::search::{HAS_AUDIO, HAS_SCREEN, LENGTH, like_escape};
+        let agent = filter
+            .agent
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| format!("%{}%", like_escape(&a.to_lowercase())));
+        let number = filter
+            .number
+            .as_deref()
+            .map(|n| n.chars().filter(char::is_ascii_digit).collect::<String>())
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("%{d}%"));
         let rows = sqlx::query(&format!(
-            "{SUMMARY} WHERE (?1 IS NULL OR i.start_ms >= ?1) AND (?2 IS NULL OR i.start_ms < ?2)
+            "{} WHERE (?1 IS NULL OR i.start_ms >= ?1) AND (?2 IS NULL OR i.start_ms < ?2)
                AND (?3 IS NULL OR i.call_session_id = ?3)
                AND (?4 IS NULL OR EXISTS (SELECT 1 FROM recordings r WHERE r.interaction_id = i.id AND r.owner_email = ?4 COLLATE NOCASE))
-             ORDER BY i.start_ms DESC, i.id LIMIT ?5 OFFSET ?6"
+               AND (?5 IS NULL OR i.agents LIKE ?5 ESCAPE '\\')
+               AND (?6 IS NULL OR i.remote_digits LIKE ?6)
+               AND (?7 IS NULL OR i.direction = ?7)
+               AND (?8 IS NULL OR {LENGTH} >= ?8) AND (?9 IS NULL OR {LENGTH} <= ?9)
+               AND (?10 IS NULL OR {HAS_SCREEN} = ?10) AND (?11 IS NULL OR {HAS_AUDIO} = ?11)
+               AND (CASE WHEN ?12 IS NULL THEN i.state != 'deleted' ELSE i.state = ?12 END)
+             ORDER BY i.start_ms DESC, i.id LIMIT ?13 OFFSET ?14",
+            summary_sql()
         ))
         .bind(filter.from_ms)
         .bind(filter.to_ms)
         .bind(&filter.call_session_id)
         .bind(&filter.owner_email)
-        .bind(filter.limit)
+        .bind(agent)
+        .bind(number)
+        .bind(&filter.direction)
+        .bind(filter.min_duration_s)
+        .bind(filter.max_duration_s)
+        .bind(filter.has_screen)
+        .bind(filter.has_audio)
+        .bind(&filter.state)
+        .bind(filter.limit + 1)
         .bind(filter.offset)
         .fetch_all(&self.pool)
         .await?;
@@ -168,7 +255,7 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(InteractionSummary, Vec<InteractionRecording>)>, StoreError> {
-        let Some(row) = sqlx::query(&format!("{SUMMARY} WHERE i.id = ?"))
+        let Some(row) = sqlx::query(&format!("{} WHERE i.id = ?", summary_sql()))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -216,5 +303,49 @@ impl Store {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Some((interaction, recordings)))
+    }
+}
+
+/// A call event on an interaction's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TimelineEvent {
+    /// Ringing, Connected, On Hold, …
+    pub kind: String,
+    /// When (UTC ms).
+    pub at_ms: i64,
+    /// The Webex person it happened to.
+    pub person_id: String,
+    /// Their agent's name, when enrolled.
+    pub agent: Option<String>,
+    /// Why an event did not apply, when it did not.
+    pub note: Option<String>,
+}
+
+impl Store {
+    /// The call events of an interaction: those of its contacts and those of its call session
+    /// (people without a desktop), in time order, each once.
+    pub async fn interaction_events(&self, id: &str) -> Result<Vec<TimelineEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT e.id, e.kind, e.at_ms, e.person_id, e.note,
+               (SELECT a.name FROM agents a WHERE a.person_id = e.person_id) AS agent
+             FROM call_events e, interactions i
+             WHERE i.id = ?1 AND (e.call_session_id = i.call_session_id
+               OR e.contact_id IN (SELECT contact_id FROM interaction_contacts WHERE interaction_id = ?1))
+             ORDER BY e.at_ms, e.id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TimelineEvent {
+                    kind: r.try_get("kind")?,
+                    at_ms: r.try_get("at_ms")?,
+                    person_id: r.try_get("person_id")?,
+                    agent: r.try_get("agent")?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect()
     }
 }

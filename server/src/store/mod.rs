@@ -2,13 +2,16 @@
 //! `server/migrations/sqlite`. Only this module holds SQL.
 
 mod agents;
+pub mod audit;
 mod contacts;
 mod deliveries;
 mod ingestion;
 mod interactions;
 mod recordings;
 mod scn_files;
+mod search;
 mod tx;
+mod users;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -19,15 +22,19 @@ use sqlx::sqlite::{
 };
 
 pub use agents::{AgentEntry, NewAgent};
+pub use audit::{AuditEntry, AuditFilter, Broken, Verified};
 pub use contacts::{ContactDetail, ContactEvent, ContactFilter, ContactGap, ContactSummary};
 pub use deliveries::{Inserted, NewDelivery, StoredDelivery};
 pub use ingestion::{
     Archived, AudioInput, ClosedScreen, Collecting, InteractionInputs, ScreenInput,
 };
-pub use interactions::{InteractionFilter, InteractionRecording, InteractionSummary};
+pub use interactions::{
+    InteractionFilter, InteractionRecording, InteractionSummary, TimelineEvent,
+};
 pub use recordings::{Backfill, Discovered, JobCounts, RecordingJob, StoredRecording};
 pub use scn_files::{ScnFileEntry, ScnState};
 pub use tx::StoreTx;
+pub use users::{SessionUser, User};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "capture.db";
@@ -82,11 +89,13 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store {
+        let store = Store {
             pool,
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             ingestion_inputs: std::sync::Arc::new(tokio::sync::Notify::new()),
-        })
+        };
+        store.chain_unchained_audit().await?;
+        Ok(store)
     }
 
     /// Starts a write transaction (waiting for this process's other writers to finish).

@@ -392,6 +392,7 @@ impl Store {
         .bind(&recording.id)
         .execute(&mut *tx)
         .await?;
+        super::search::refresh_search(&mut tx, &interaction).await?;
         tx.commit().await?;
         self.ingestion_inputs.notify_one();
         Ok(Some(interaction))

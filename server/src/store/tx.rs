@@ -254,17 +254,7 @@ impl StoreTx {
         subject: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(at_ms)
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(detail)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        super::audit::append(&mut self.tx, at_ms, actor, action, subject, detail).await
     }
 
     /// The enrolled agent of a Webex person.
