@@ -37,7 +37,14 @@ impl TestServer {
     pub async fn start_at(
         adjust: impl FnOnce(&mut Config, SocketAddr),
     ) -> anyhow::Result<TestServer> {
-        let data_dir = tempfile::tempdir()?;
+        TestServer::start_in(tempfile::tempdir()?, adjust).await
+    }
+
+    /// [`start_at`](Self::start_at) on a data directory prepared beforehand.
+    pub async fn start_in(
+        data_dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut Config, SocketAddr),
+    ) -> anyhow::Result<TestServer> {
         let mut config = Config {
             data_dir: data_dir.path().to_owned(),
             ..Config::default()

@@ -6,6 +6,7 @@
 mod agent;
 mod backfill;
 mod scn;
+mod search;
 mod stitch;
 mod webhooks;
 
@@ -19,7 +20,8 @@ webhooks      signed Webex webhooks over loopback TLS at --rate per second (defa
 agent-office  the real agent on Xvfb 1920x1080 with a scripted CRM page in chromium, --seconds (default 300)\n  \
 agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)\n  \
 backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency\n  \
-stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset";
+stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset\n  \
+search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API";
 
 /// Flags shared by the benchmarks.
 pub struct Options {
@@ -66,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         "agent-static" => agent::run(&options, agent::Workload::Static)?,
         "backfill" => backfill::run(&options)?,
         "stitch" => stitch::run(&options)?,
+        "search" => search::run(&options)?,
         _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
     };
     println!("RESULT {result}");
