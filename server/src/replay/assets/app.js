@@ -76,6 +76,7 @@ $("#logout").addEventListener("click", async () => {
   try { await api("/api/v1/logout", { method: "POST" }); } catch (_) { /* already out */ }
   me = null;
   location.hash = "";
+  $("#login-form").reset();
   show("login");
 });
 
