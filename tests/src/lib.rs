@@ -3,6 +3,7 @@
 //! and the benchmarks, and a virtual X display (Xvfb) with a scriptable desktop for the screen tests. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
 
 pub mod av_sync;
+pub mod browser;
 pub mod desktop;
 pub mod fake_agent;
 pub mod fake_webex;

@@ -6,99 +6,14 @@
 //! (the Webex emulator's call, a desktop agent's H.264, the adapter's MP3, ingestion's file).
 //! Screenshots of the player at 1366×768 and 1920×1080 are left in `CARGO_TARGET_TMPDIR`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use capture_tests::browser::{Driver, browser, js, until};
 use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::recordings::{TestEmulator, server_for};
 use capture_tests::replay::{PASSWORD, add_user};
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{Value, json};
+use fantoccini::Locator;
 use webex_emulator::{CallKind, CallPlan};
-
-/// chromedriver on a free loopback port, killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> anyhow::Result<Driver> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("chromedriver (package chromium-driver): {e}"))?;
-        Ok(Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn browser(driver: &Driver) -> anyhow::Result<Client> {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                // The server's certificate is the one it generated for itself.
-                "--ignore-certificate-errors",
-                "--autoplay-policy=no-user-gesture-required",
-                "--window-size=1366,768",
-            ],
-        }),
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&driver.url)
-            .await
-        {
-            Ok(client) => return Ok(client),
-            Err(error) if tokio::time::Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(error) => anyhow::bail!("no browser session: {error}"),
-        }
-    }
-}
-
-/// Evaluates `script` (a function body) in the page.
-async fn js(client: &Client, script: &str) -> anyhow::Result<Value> {
-    Ok(client.execute(script, Vec::new()).await?)
-}
-
-/// Waits until `script` returns true.
-async fn until(client: &Client, what: &str, script: &str, within: Duration) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if js(client, script).await? == Value::Bool(true) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "waited {within:?} for {what}; page says {}",
-            js(client, "return document.body.innerText.slice(0, 2000)").await?
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 const MEDIA_STATE: &str = "const a = document.querySelector('#player-audio');
     const v = [...document.querySelectorAll('#screens video')];
@@ -288,18 +203,52 @@ async fn a_supervisor_finds_a_call_by_number_and_watches_it_in_sync() -> anyhow:
 
     // The replay is on record, and an auditor reads it in the page with the chain verified.
     client.find(Locator::Id("logout")).await?.click().await?;
-    until(&client, "the login page", "return !document.querySelector('#login-view').hidden", Duration::from_secs(10)).await?;
+    until(
+        &client,
+        "the login page",
+        "return !document.querySelector('#login-view').hidden",
+        Duration::from_secs(10),
+    )
+    .await?;
     add_user(&server, "ada", "auditor").await?;
-    client.find(Locator::Id("login-username")).await?.send_keys("ada").await?;
-    client.find(Locator::Id("login-password")).await?.send_keys(PASSWORD).await?;
-    client.find(Locator::Id("login-submit")).await?.click().await?;
-    until(&client, "the audit link", "return !document.querySelector('#nav-audit').hidden", Duration::from_secs(10)).await?;
+    client
+        .find(Locator::Id("login-username"))
+        .await?
+        .send_keys("ada")
+        .await?;
+    client
+        .find(Locator::Id("login-password"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    client
+        .find(Locator::Id("login-submit"))
+        .await?
+        .click()
+        .await?;
+    until(
+        &client,
+        "the audit link",
+        "return !document.querySelector('#nav-audit').hidden",
+        Duration::from_secs(10),
+    )
+    .await?;
     client.find(Locator::Id("nav-audit")).await?.click().await?;
     until(&client, "sam's replay in the audit log",
         "return [...document.querySelectorAll('#audit-table tbody tr')].some((r) => r.innerText.includes('sam') && r.innerText.includes('replay'));",
         Duration::from_secs(10)).await?;
-    client.find(Locator::Id("audit-verify")).await?.click().await?;
-    until(&client, "the chain verified", "return document.querySelector('#audit-verified').textContent.includes('verified')", Duration::from_secs(10)).await?;
+    client
+        .find(Locator::Id("audit-verify"))
+        .await?
+        .click()
+        .await?;
+    until(
+        &client,
+        "the chain verified",
+        "return document.querySelector('#audit-verified').textContent.includes('verified')",
+        Duration::from_secs(10),
+    )
+    .await?;
     client.close().await?;
     desktop.stop().await;
     server.stop().await

@@ -5,6 +5,7 @@
 
 mod agent;
 mod backfill;
+mod player;
 mod scn;
 mod search;
 mod stitch;
@@ -21,7 +22,8 @@ agent-office  the real agent on Xvfb 1920x1080 with a scripted CRM page in chrom
 agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)\n  \
 backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency\n  \
 stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset\n  \
-search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API";
+search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API\n  \
+player        the replay page in Chromium on a 1 h two-monitor interaction: open → playing, seek → playing";
 
 /// Flags shared by the benchmarks.
 pub struct Options {
@@ -69,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         "backfill" => backfill::run(&options)?,
         "stitch" => stitch::run(&options)?,
         "search" => search::run(&options)?,
+        "player" => player::run(&options)?,
         _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
     };
     println!("RESULT {result}");

@@ -33,7 +33,7 @@ use webex_emulator::RecordingSpec;
 
 use crate::{Options, round};
 
-const SECONDS: i64 = 3600;
+pub const SECONDS: i64 = 3600;
 const FLASH_EVERY_S: i64 = 600;
 const FPS: i64 = 2;
 
@@ -113,43 +113,64 @@ fn write_scn(path: &Path, t0_ms: i64, seconds: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(_options: &Options) -> anyhow::Result<serde_json::Value> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let dir = tempfile::tempdir()?;
-        std::fs::create_dir_all(dir.path().join("audio"))?;
-        std::fs::create_dir_all(dir.path().join("buffer"))?;
-        let emulator = TestEmulator::start(|_| {}).await?;
-        let t0_ms = (Timestamp::now().as_millisecond() / 1000 - 2 * SECONDS) * 1000;
-        let mut spec = RecordingSpec::new(Timestamp::from_millisecond(t0_ms)?, SECONDS as u32);
-        spec.beeps = (1..SECONDS / FLASH_EVERY_S)
-            .map(|k| Duration::from_secs((k * FLASH_EVERY_S) as u64))
-            .collect();
-        let recording = emulator.add_recording(spec);
-        std::fs::write(dir.path().join("audio/r.mp3"), emulator.audio(&recording.id).context("audio")?)?;
-        eprintln!("stitch: transcoding 1 h of MP3 (done as each recording arrives; not timed)");
-        let started = Instant::now();
-        let transcoded = transcode_mp3(&dir.path().join("audio/r.mp3"), &dir.path().join("audio/r.opus"))?;
-        let transcode_s = started.elapsed().as_secs_f64();
-        eprintln!("stitch: writing 1 h of two-monitor H.264 (not timed)");
-        write_scn(&dir.path().join("buffer/c.scn"), t0_ms, SECONDS)?;
-        let scn_mb = std::fs::metadata(dir.path().join("buffer/c.scn"))?.len() as f64 / 1e6;
+/// The inputs of the 1 h interaction in `dir`: `audio/r.mp3` and its transcode `audio/r.opus`,
+/// `buffer/c.scn`.
+pub struct HourInputs {
+    /// Where the call starts (UTC ms).
+    pub t0_ms: i64,
+    /// The recording's id.
+    pub recording: String,
+    /// How long transcoding took (s).
+    pub transcode_s: f64,
+    /// Opus packets written.
+    pub opus_packets: u64,
+    /// The SCN file's size (MB).
+    pub scn_mb: f64,
+}
 
-        // Timed: what ingestion does once the last input is in.
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
-        let baseline_mb = vm_hwm_mb();
-        let started = Instant::now();
-        let input = ScreenInput {
+/// Makes the 1 h inputs (not timed: ingestion transcodes as recordings arrive, and the screen
+/// arrives live).
+pub async fn hour_inputs(dir: &Path) -> anyhow::Result<HourInputs> {
+    std::fs::create_dir_all(dir.join("audio"))?;
+    std::fs::create_dir_all(dir.join("buffer"))?;
+    let emulator = TestEmulator::start(|_| {}).await?;
+    let t0_ms = (Timestamp::now().as_millisecond() / 1000 - 2 * SECONDS) * 1000;
+    let mut spec = RecordingSpec::new(Timestamp::from_millisecond(t0_ms)?, SECONDS as u32);
+    spec.beeps = (1..SECONDS / FLASH_EVERY_S)
+        .map(|k| Duration::from_secs((k * FLASH_EVERY_S) as u64))
+        .collect();
+    let recording = emulator.add_recording(spec);
+    std::fs::write(
+        dir.join("audio/r.mp3"),
+        emulator.audio(&recording.id).context("audio")?,
+    )?;
+    eprintln!("1 h inputs: transcoding 1 h of MP3 (done as each recording arrives; not timed)");
+    let started = Instant::now();
+    let transcoded = transcode_mp3(&dir.join("audio/r.mp3"), &dir.join("audio/r.opus"))?;
+    let transcode_s = started.elapsed().as_secs_f64();
+    eprintln!("1 h inputs: writing 1 h of two-monitor H.264 (not timed)");
+    write_scn(&dir.join("buffer/c.scn"), t0_ms, SECONDS)?;
+    Ok(HourInputs {
+        t0_ms,
+        recording: recording.id.clone(),
+        transcode_s,
+        opus_packets: transcoded.packets,
+        scn_mb: std::fs::metadata(dir.join("buffer/c.scn"))?.len() as f64 / 1e6,
+    })
+}
+
+/// The screen and audio of [`hour_inputs`] as ingestion reads them from the store.
+pub fn hour_parts(inputs: &HourInputs) -> (ScreenInput, AudioInput) {
+    let t0_ms = inputs.t0_ms;
+    (
+        ScreenInput {
             contact: "c".into(),
             scn_path: "buffer/c.scn".into(),
             started_ms: t0_ms,
             ended_ms: Some(t0_ms + SECONDS * 1000),
-        };
-        let facts = scan(&dir.path().join("buffer/c.scn"))?;
-        let audio = AudioInput {
-            id: recording.id.clone(),
+        },
+        AudioInput {
+            id: inputs.recording.clone(),
             opus_path: "audio/r.opus".into(),
             audio_path: None,
             session_start_ms: Some(t0_ms),
@@ -158,7 +179,25 @@ pub fn run(_options: &Options) -> anyhow::Result<serde_json::Value> {
             duration_s: Some(SECONDS),
             answered_ms: None,
             metadata: serde_json::Value::Null,
-        };
+        },
+    )
+}
+
+pub fn run(_options: &Options) -> anyhow::Result<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let dir = tempfile::tempdir()?;
+        let inputs = hour_inputs(dir.path()).await?;
+        let (transcode_s, scn_mb) = (inputs.transcode_s, inputs.scn_mb);
+
+        // Timed: what ingestion does once the last input is in.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let baseline_mb = vm_hwm_mb();
+        let started = Instant::now();
+        let (input, audio) = hour_parts(&inputs);
+        let facts = scan(&dir.path().join("buffer/c.scn"))?;
         let aligned = align(&[Screen { input: &input, facts }], &[audio], dir.path());
         let out = dir.path().join("interaction.mp4");
         let plan = aligned.plan.clone();
@@ -189,7 +228,7 @@ pub fn run(_options: &Options) -> anyhow::Result<serde_json::Value> {
             "av_offset_ms_max": round(offsets.iter().copied().fold(0.0, f64::max), 1),
             "pairs": offsets.len(),
             "transcode_1h_s": round(transcode_s, 2),
-            "opus_packets": transcoded.packets,
+            "opus_packets": inputs.opus_packets,
         }))
     })
 }
