@@ -150,7 +150,8 @@ impl Archive {
             .into_stream())
     }
 
-    /// Copies `key` into the local file `path` (written to a temporary file, then renamed).
+    /// Copies `key` into the local file `path` for a derived use (the replay's cache): written to
+    /// a temporary file, then renamed; not synced (a copy lost in a crash is made again).
     pub async fn copy_to_file(&self, key: &str, path: &Path) -> Result<(), ArchiveError> {
         let partial = path.with_extension("partial");
         let mut file = tokio::fs::File::create(&partial).await?;
@@ -158,7 +159,7 @@ impl Archive {
         while let Some(chunk) = stream.next().await {
             file.write_all(&chunk?).await?;
         }
-        file.sync_all().await?;
+        file.flush().await?;
         tokio::fs::rename(&partial, path).await?;
         Ok(())
     }

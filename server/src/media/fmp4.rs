@@ -259,6 +259,9 @@ pub struct Fmp4Writer {
     sequence: u32,
     /// Bytes written so far.
     pub written: u64,
+    /// Whether each fragment is synced as it is written (archival files) or only the whole file
+    /// at the end (derived files, rebuilt when lost).
+    sync_each_fragment: bool,
 }
 
 impl Fmp4Writer {
@@ -271,7 +274,15 @@ impl Fmp4Writer {
             file,
             sequence: 0,
             written: init.len() as u64,
+            sync_each_fragment: true,
         })
+    }
+
+    /// [`create`](Self::create) for a derived file: fragments are not synced one by one.
+    pub fn create_derived(path: &Path, tracks: &[Track]) -> Result<Fmp4Writer, Fmp4Error> {
+        let mut writer = Fmp4Writer::create(path, tracks)?;
+        writer.sync_each_fragment = false;
+        Ok(writer)
     }
 
     /// Appends one fragment (`moof` + `mdat`) holding `runs` (empty runs are left out) and syncs
@@ -309,16 +320,21 @@ impl Fmp4Writer {
         for sample in runs.iter().flat_map(|r| &r.samples) {
             self.file.write_all(&sample.data)?;
         }
-        self.file.flush()?;
-        self.file.get_ref().sync_data()?;
+        if self.sync_each_fragment {
+            self.file.flush()?;
+            self.file.get_ref().sync_data()?;
+        }
         self.written += moof_size + header_size + payload;
         Ok(())
     }
 
-    /// Finishes the file (everything is already on disk); its size.
+    /// Finishes the file (an archival one is then on disk; a derived one is left to the OS);
+    /// its size.
     pub fn finish(mut self) -> Result<u64, Fmp4Error> {
         self.file.flush()?;
-        self.file.get_ref().sync_all()?;
+        if self.sync_each_fragment {
+            self.file.get_ref().sync_all()?;
+        }
         Ok(self.written)
     }
 }

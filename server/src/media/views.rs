@@ -15,21 +15,6 @@ use super::fmp4::{Fmp4Error, Fmp4Writer, FragmentSample, Run, Track};
 /// Samples of one track per written fragment, about 2 s of video at 30 fps or of 20 ms audio.
 const SAMPLES_PER_FRAGMENT: usize = 100;
 
-/// What one track of a stitched file covers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TrackSpan {
-    /// 0-based index among the file's tracks.
-    pub index: usize,
-    /// `video` or `audio`.
-    pub kind: &'static str,
-    /// First sample's time (µs).
-    pub first_us: u64,
-    /// End of the last sample (µs).
-    pub end_us: u64,
-    /// Samples.
-    pub samples: u64,
-}
-
 fn demux_error(error: impl std::fmt::Display) -> Fmp4Error {
     Fmp4Error::Encode(format!("reading the stitched file: {error}"))
 }
@@ -140,51 +125,19 @@ fn next(
     }
 }
 
-/// What each track of the stitched file at `path` covers.
-pub fn spans(path: &Path) -> Result<Vec<TrackSpan>, Fmp4Error> {
-    let size = std::fs::metadata(path)?.len();
-    let (mut file, mut demuxer) = open(path)?;
-    let mut spans: Vec<Option<TrackSpan>> = Vec::new();
-    let mut buffer = Vec::new();
-    while let Some(Drawn {
-        track: index,
-        timescale,
-        kind,
-        timestamp,
-        duration,
-        ..
-    }) = next(&mut file, &mut demuxer, size, &mut buffer, false)?
-    {
-        if spans.len() <= index {
-            spans.resize(index + 1, None);
-        }
-        let us = |ticks: u64| ticks * 1_000_000 / u64::from(timescale);
-        let span = spans[index].get_or_insert(TrackSpan {
-            index,
-            kind: if kind == TrackKind::Video {
-                "video"
-            } else {
-                "audio"
-            },
-            first_us: us(timestamp),
-            end_us: 0,
-            samples: 0,
-        });
-        span.end_us = span.end_us.max(us(timestamp + u64::from(duration)));
-        span.samples += 1;
+/// Writes every track of the stitched file at `path` to a fragmented MP4 of its own, in one pass:
+/// track N to `out_dir/track-N.mp4` (each written as `.partial`, then renamed). Returns the
+/// files, in track order.
+pub fn extract_all(path: &Path, out_dir: &Path) -> Result<Vec<std::path::PathBuf>, Fmp4Error> {
+    struct Output {
+        writer: Fmp4Writer,
+        run: Option<Run>,
+        partial: std::path::PathBuf,
+        done: std::path::PathBuf,
     }
-    Ok(spans.into_iter().flatten().collect())
-}
-
-/// Writes track `index` (0-based) of the stitched file at `path` to `out` as a fragmented MP4
-/// of its own (written to `out` with `.partial` appended, then renamed). `false` when the file
-/// has no such track.
-pub fn extract(path: &Path, index: usize, out: &Path) -> Result<bool, Fmp4Error> {
     let size = std::fs::metadata(path)?.len();
     let (mut file, mut demuxer) = open(path)?;
-    let partial = out.with_extension("partial");
-    let mut writer: Option<Fmp4Writer> = None;
-    let mut run: Option<Run> = None;
+    let mut outputs: Vec<Option<Output>> = Vec::new();
     let mut buffer = Vec::new();
     while let Some(drawn) = next(&mut file, &mut demuxer, size, &mut buffer, true)? {
         let Drawn {
@@ -197,47 +150,65 @@ pub fn extract(path: &Path, index: usize, out: &Path) -> Result<bool, Fmp4Error>
             data,
             entry,
         } = drawn;
-        if track != index {
-            continue;
+        if outputs.len() <= track {
+            outputs.resize_with(track + 1, || None);
         }
-        if writer.is_none() {
+        if outputs[track].is_none() {
             let Some(entry) = entry else {
                 return Err(demux_error("a sample without its sample entry"));
             };
             let timescale = std::num::NonZeroU32::new(timescale)
                 .ok_or_else(|| demux_error("a track with timescale 0"))?;
-            writer = Some(Fmp4Writer::create(
+            let done = out_dir.join(format!("track-{track}.mp4"));
+            let partial = done.with_extension("partial");
+            let writer = Fmp4Writer::create_derived(
                 &partial,
                 &[Track {
                     kind,
                     timescale,
                     entry,
                 }],
-            )?);
+            )?;
+            outputs[track] = Some(Output {
+                writer,
+                run: None,
+                partial,
+                done,
+            });
         }
-        let current = run.get_or_insert_with(|| Run {
+        let Some(output) = outputs[track].as_mut() else {
+            continue;
+        };
+        let run = output.run.get_or_insert_with(|| Run {
             track: 0,
             start: timestamp,
             samples: Vec::new(),
         });
-        current.samples.push(FragmentSample {
+        run.samples.push(FragmentSample {
             duration,
             keyframe,
             data,
         });
-        if current.samples.len() >= SAMPLES_PER_FRAGMENT
-            && let (Some(writer), Some(full)) = (writer.as_mut(), run.take())
+        if run.samples.len() >= SAMPLES_PER_FRAGMENT
+            && let Some(full) = output.run.take()
         {
-            writer.write_fragment(&[full])?;
+            output.writer.write_fragment(&[full])?;
         }
     }
-    let Some(mut writer) = writer else {
-        return Ok(false);
-    };
-    if let Some(last) = run.take() {
-        writer.write_fragment(&[last])?;
+    let mut files = Vec::new();
+    for output in outputs.into_iter().flatten() {
+        let Output {
+            mut writer,
+            run,
+            partial,
+            done,
+        } = output;
+        if let Some(last) = run {
+            writer.write_fragment(&[last])?;
+        }
+        writer.finish()?;
+        std::fs::rename(&partial, &done)?;
+        files.push(done);
     }
-    writer.finish()?;
-    std::fs::rename(&partial, out)?;
-    Ok(true)
+    Ok(files)
 }

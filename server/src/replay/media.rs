@@ -271,13 +271,16 @@ async fn view_file(
             .await
             .map_err(|e| internal(&e))?;
     }
-    let out = view.clone();
-    let extracted =
-        tokio::task::spawn_blocking(move || crate::media::views::extract(&whole, track, &out))
-            .await
-            .map_err(|e| internal(&e))?
-            .map_err(|e| internal(&e))?;
-    Ok(extracted.then_some(view))
+    // Every view at once (one pass over the file): the page asks for all of them together.
+    let out_dir = dir.clone();
+    tokio::task::spawn_blocking(move || crate::media::views::extract_all(&whole, &out_dir))
+        .await
+        .map_err(|e| internal(&e))?
+        .map_err(|e| internal(&e))?;
+    Ok(tokio::fs::try_exists(&view)
+        .await
+        .unwrap_or(false)
+        .then_some(view))
 }
 
 /// The index of the `n`-th video track, and the audio track's, in `tracks` (the manifest's

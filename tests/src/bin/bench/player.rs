@@ -35,7 +35,9 @@ const OPEN: &str = "const [id, done] = [arguments[0], arguments[arguments.length
       if (pressed && media.every((m) => !m.paused && !m.seeking && m.readyState >= 3 && m.currentTime > 0.05)) {
         return done(performance.now() - t0);
       }
-      if (performance.now() - t0 > 60000) return done(-1);
+      if (performance.now() - t0 > 120000) {
+        return done(JSON.stringify(media.map((m) => [m.readyState, m.paused, m.currentTime, m.error && m.error.message])));
+      }
       setTimeout(tick, 5);
     };
     tick();";
@@ -49,7 +51,9 @@ const SEEK: &str = "const [to, done] = [arguments[0], arguments[arguments.length
       if (media.every((m) => !m.seeking && !m.paused && m.readyState >= 3 && m.currentTime > to + 0.02 && m.currentTime < to + 2)) {
         return done(performance.now() - t0);
       }
-      if (performance.now() - t0 > 30000) return done(-1);
+      if (performance.now() - t0 > 60000) {
+        return done(JSON.stringify(media.map((m) => [m.readyState, m.seeking, m.paused, m.currentTime])));
+      }
       setTimeout(tick, 5);
     };
     tick();";
@@ -103,12 +107,33 @@ pub fn run(_options: &Options) -> anyhow::Result<Value> {
         .bind(tracks.to_string())
         .execute(&mut db)
         .await?;
+        sqlx::query(
+            "INSERT INTO recordings (id, state, source, discovered_ms, time_recorded_ms, attempts, next_attempt_ms,
+               interaction_id, call_session_id, owner_email, owner_name, personality, remote_number,
+               session_start_ms, session_stop_ms, duration_s, stored_ms, cleared_ms)
+             VALUES (?1, 'stored', 'poll', ?2, ?2, 1, ?2, ?3, 'bench', 'alice@example.com', 'Alice Martin',
+               'terminator', '+14085550100', ?2, ?4, ?5, ?4, ?4)",
+        )
+        .bind(&inputs.recording)
+        .bind(inputs.t0_ms)
+        .bind(&id)
+        .bind(inputs.t0_ms + SECONDS * 1000)
+        .bind(SECONDS)
+        .execute(&mut db)
+        .await?;
         db.close().await?;
         let server = TestServer::start_in(data, |_, _| {}).await?;
         add_user(&server, "sam", "supervisor").await?;
 
         let driver = Driver::start()?;
         let client = browser(&driver).await?;
+        client
+            .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+                Some(Duration::from_secs(180)),
+                None,
+                None,
+            ))
+            .await?;
         client.goto(&format!("{}/", server.base_url())).await?;
         client.wait().for_element(Locator::Id("login-username")).await?;
         client.find(Locator::Id("login-username")).await?.send_keys("sam").await?;
@@ -118,8 +143,13 @@ pub fn run(_options: &Options) -> anyhow::Result<Value> {
 
         let mut opens = Vec::new();
         for _ in 0..2 {
-            let ms = client.execute_async(OPEN, vec![json!(id)]).await?.as_f64().unwrap_or(-1.0);
-            anyhow::ensure!(ms >= 0.0, "the player did not start: {}", js(&client, "return document.body.innerText.slice(0, 1500)").await?);
+            let answer = client.execute_async(OPEN, vec![json!(id)]).await?;
+            let Some(ms) = answer.as_f64() else {
+                anyhow::bail!(
+                    "the player did not start in 120 s: media {answer}; page: {}",
+                    js(&client, "return document.body.innerText.slice(0, 1500)").await?
+                );
+            };
             eprintln!("player: open → playing in {ms:.0} ms");
             opens.push(ms);
             js(&client, "location.hash = '#/search'; return true;").await?;
@@ -130,8 +160,10 @@ pub fn run(_options: &Options) -> anyhow::Result<Value> {
         let mut seeks = Vec::new();
         for _ in 0..SEEKS {
             let to = rng.f64() * (SECONDS as f64 - 120.0) + 60.0;
-            let ms = client.execute_async(SEEK, vec![json!(to)]).await?.as_f64().unwrap_or(-1.0);
-            anyhow::ensure!(ms >= 0.0, "the seek to {to:.0} s did not play");
+            let answer = client.execute_async(SEEK, vec![json!(to)]).await?;
+            let Some(ms) = answer.as_f64() else {
+                anyhow::bail!("the seek to {to:.0} s did not play in 60 s: media {answer}");
+            };
             eprintln!("player: seek to {to:.0} s → playing in {ms:.0} ms");
             seeks.push(ms);
         }
