@@ -108,10 +108,14 @@ function searchQuery() {
   return q;
 }
 
+let searchSeq = 0;
 async function search() {
   const body = $("#results tbody");
+  const seq = ++searchSeq;
   try {
     const page = await api("/api/v1/interactions?" + searchQuery());
+    // An older search answering after a newer one must not replace its results.
+    if (seq !== searchSeq) return;
     body.replaceChildren();
     for (const item of page.items) {
       const media = [];
@@ -134,6 +138,7 @@ async function search() {
     $("#next").disabled = page.next_offset === null;
     $("#page").textContent = page.items.length ? `${offset + 1}–${offset + page.items.length}` : "";
   } catch (error) {
+    if (seq !== searchSeq) return;
     $("#results-empty").hidden = false;
     $("#results-empty").textContent = error.message;
   }
