@@ -139,6 +139,16 @@ async fn a_supervisor_finds_a_call_by_number_and_watches_it_in_sync() -> anyhow:
     client.find(Locator::Id("play")).await?.click().await?;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let playing = js(&client, MEDIA_STATE).await?;
+    // The screen covers this stretch: no "not recorded here" over it.
+    assert_eq!(
+        js(
+            &client,
+            "return document.querySelectorAll('.uncovered:not([hidden])').length"
+        )
+        .await?,
+        0,
+        "a covered screen is marked not recorded"
+    );
     eprintln!("playing: {playing}");
     assert!(
         playing["audio_error"].is_null() && playing["video_errors"][0].is_null(),

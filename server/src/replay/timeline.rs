@@ -54,6 +54,10 @@ pub struct ScreenTrack {
     pub monitor: i64,
     /// Whose screen (agent name, else the Webex person id).
     pub agent: String,
+    /// Where the contact's recording starts in the file (ms): before it, this view has nothing.
+    pub from_offset_ms: i64,
+    /// Where it ends.
+    pub to_offset_ms: i64,
 }
 
 /// A stretch without audio or without screen.
@@ -227,16 +231,23 @@ pub fn build(
     let tracks = interaction.tracks.as_array().cloned().unwrap_or_default();
     for (n, track) in tracks.iter().filter(|t| t["kind"] == "video").enumerate() {
         let contact = track["contact"].as_str().unwrap_or_default().to_owned();
-        let agent = contacts
-            .iter()
-            .find(|(c, _)| c.summary.id == contact)
+        let found = contacts.iter().find(|(c, _)| c.summary.id == contact);
+        let agent = found
             .map(|(c, name)| name.clone().unwrap_or_else(|| c.summary.person_id.clone()))
             .unwrap_or_default();
+        let (from, to) = found.map_or((start, end), |(c, _)| {
+            (
+                c.summary.started_at_ms,
+                c.summary.ended_at_ms.unwrap_or(end),
+            )
+        });
         screens.push(ScreenTrack {
             view: format!("video-{n}"),
             contact,
             monitor: track["monitor"].as_i64().unwrap_or(0),
             agent,
+            from_offset_ms: offset(from).max(0),
+            to_offset_ms: offset(to).min(duration),
         });
     }
     let mut screen_covered = Vec::new();
@@ -426,6 +437,13 @@ mod tests {
         assert_eq!(timeline.markers[0].offset_ms, 2_000);
         assert_eq!(timeline.screens[0].view, "video-0");
         assert_eq!(timeline.screens[0].agent, "Alice");
+        assert_eq!(
+            (
+                timeline.screens[0].from_offset_ms,
+                timeline.screens[0].to_offset_ms
+            ),
+            (0, 50_000)
+        );
         assert_eq!(timeline.legs[1].offset_ms, 40_000);
     }
 }

@@ -202,6 +202,10 @@ const player = {
     $("#playhead").style.left = (100 * t / d) + "%";
     $("#clock").textContent = fmtClock(t) + " / " + fmtClock(d);
     $("#play").textContent = this.master && !this.master.paused ? "❚❚" : "▶";
+    for (const video of this.videos) {
+      const [from, to, overlay] = video.coverage || [0, Infinity, null];
+      if (overlay) overlay.hidden = t >= from - 0.05 && t <= to + 0.05;
+    }
     const ms = t * 1000;
     const here = this.timeline.blanks.filter((b) => b.from_offset_ms <= ms && ms < b.to_offset_ms);
     $("#blank-label").textContent = here.map((b) => b.label).join(" · ");
@@ -270,8 +274,11 @@ async function openInteraction(id) {
     video.muted = true;
     video.src = base + screen.view;
     video.dataset.view = screen.view;
+    const uncovered = el("div", { className: "uncovered", textContent: `${screen.agent}'s screen is not recorded here` });
+    uncovered.hidden = true;
     screens.append(el("div", { className: "screen" }, video,
-      el("span", { className: "label", textContent: `${screen.agent} · monitor ${screen.monitor + 1}` })));
+      el("span", { className: "label", textContent: `${screen.agent} · monitor ${screen.monitor + 1}` }), uncovered));
+    video.coverage = [screen.from_offset_ms / 1000, screen.to_offset_ms / 1000, uncovered];
     player.videos.push(video);
   }
   $("#no-screen").hidden = timeline.screens.length > 0;
