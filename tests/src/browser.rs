@@ -98,3 +98,35 @@ pub async fn until(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Logs `name` in on the replay page that `client` shows (its login form) and waits until the
+/// page has taken the login.
+pub async fn log_in(client: &Client, name: &str, password: &str) -> anyhow::Result<()> {
+    use fantoccini::Locator;
+    client
+        .wait()
+        .for_element(Locator::Id("login-username"))
+        .await?;
+    client
+        .find(Locator::Id("login-username"))
+        .await?
+        .send_keys(name)
+        .await?;
+    client
+        .find(Locator::Id("login-password"))
+        .await?
+        .send_keys(password)
+        .await?;
+    client
+        .find(Locator::Id("login-submit"))
+        .await?
+        .click()
+        .await?;
+    until(
+        client,
+        "the page after the login",
+        "return document.querySelector('#login-view').hidden",
+        Duration::from_secs(10),
+    )
+    .await
+}

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use capture_tests::browser::{Driver, browser, js, until};
+use capture_tests::browser::{Driver, browser, js, log_in, until};
 use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::recordings::{TestEmulator, server_for};
 use capture_tests::replay::{PASSWORD, add_user};
@@ -72,25 +72,7 @@ async fn a_supervisor_finds_a_call_by_number_and_watches_it_in_sync() -> anyhow:
     let driver = Driver::start()?;
     let client = browser(&driver).await?;
     client.goto(&format!("{}/", server.base_url())).await?;
-    client
-        .wait()
-        .for_element(Locator::Id("login-username"))
-        .await?;
-    client
-        .find(Locator::Id("login-username"))
-        .await?
-        .send_keys("sam")
-        .await?;
-    client
-        .find(Locator::Id("login-password"))
-        .await?
-        .send_keys(PASSWORD)
-        .await?;
-    client
-        .find(Locator::Id("login-submit"))
-        .await?
-        .click()
-        .await?;
+    log_in(&client, "sam", PASSWORD).await?;
     until(
         &client,
         "the search page",
@@ -221,21 +203,7 @@ async fn a_supervisor_finds_a_call_by_number_and_watches_it_in_sync() -> anyhow:
     )
     .await?;
     add_user(&server, "ada", "auditor").await?;
-    client
-        .find(Locator::Id("login-username"))
-        .await?
-        .send_keys("ada")
-        .await?;
-    client
-        .find(Locator::Id("login-password"))
-        .await?
-        .send_keys(PASSWORD)
-        .await?;
-    client
-        .find(Locator::Id("login-submit"))
-        .await?
-        .click()
-        .await?;
+    log_in(&client, "ada", PASSWORD).await?;
     until(
         &client,
         "the audit link",

@@ -260,7 +260,7 @@ pub(crate) async fn retry_recording(
     }
     state
         .store
-        .audit_event(now, "api", "retry_recording", &id, None)
+        .audit(now, "api", "retry_recording", &id, None)
         .await?;
     state.recordings_wake.notify_one();
     Ok(StatusCode::ACCEPTED.into_response())
@@ -323,7 +323,7 @@ pub(crate) async fn start_backfill(
     let backfill = state.store.backfill(from, to, now).await?;
     state
         .store
-        .audit_event(
+        .audit(
             now,
             "api",
             "start_backfill",

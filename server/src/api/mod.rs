@@ -205,7 +205,7 @@ pub(crate) async fn enroll_agent(
     let (entry, credential) = state.store.add_agent(&agent, now).await?;
     state
         .store
-        .audit_event(
+        .audit(
             now,
             "enrolment",
             "enrol_agent",

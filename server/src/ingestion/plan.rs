@@ -64,8 +64,8 @@ fn recording_start_ms(audio: &AudioInput) -> Option<i64> {
         .or(audio.time_recorded_ms)
 }
 
-/// (PAUSE time, RESUME time or `None`) pairs, in time order.
-fn pauses(metadata: &Value) -> Vec<(i64, Option<i64>)> {
+/// (PAUSE time, RESUME time or `None`) pairs of a recording's `recordingActions`, in time order.
+pub(crate) fn pauses(metadata: &Value) -> Vec<(i64, Option<i64>)> {
     let mut actions: Vec<(i64, String)> = metadata
         .pointer("/serviceData/recordingActions")
         .and_then(Value::as_array)

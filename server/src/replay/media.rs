@@ -264,19 +264,19 @@ async fn view_file(
         .await
         .map_err(|e| internal(&e))?;
     let whole = dir.join("interaction.mp4");
-    if !tokio::fs::try_exists(&whole).await.unwrap_or(false) {
-        state
-            .archive
-            .copy_to_file(key, &whole)
-            .await
-            .map_err(|e| internal(&e))?;
-    }
-    // Every view at once (one pass over the file): the page asks for all of them together.
-    let out_dir = dir.clone();
-    tokio::task::spawn_blocking(move || crate::media::views::extract_all(&whole, &out_dir))
+    state
+        .archive
+        .copy_to_file(key, &whole)
+        .await
+        .map_err(|e| internal(&e))?;
+    // Every view at once (one pass over the file): the page asks for all of them together. The
+    // local copy is not kept (the whole file is served from the archive).
+    let (out_dir, copy) = (dir.clone(), whole.clone());
+    tokio::task::spawn_blocking(move || crate::media::views::extract_all(&copy, &out_dir))
         .await
         .map_err(|e| internal(&e))?
         .map_err(|e| internal(&e))?;
+    let _ = tokio::fs::remove_file(&whole).await;
     Ok(tokio::fs::try_exists(&view)
         .await
         .unwrap_or(false)

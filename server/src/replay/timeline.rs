@@ -7,7 +7,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::store::{ContactDetail, InteractionRecording, InteractionSummary, TimelineEvent};
-use crate::webex::time::parse_timestamp;
 
 /// A marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -102,33 +101,10 @@ fn recording_span(r: &InteractionRecording) -> Option<(i64, i64)> {
 
 /// (PAUSE, RESUME or end) stretches of a recording.
 fn pauses(metadata: &Value, end_ms: i64) -> Vec<(i64, i64)> {
-    let mut actions: Vec<(i64, String)> = metadata
-        .pointer("/serviceData/recordingActions")
-        .and_then(Value::as_array)
+    crate::ingestion::plan::pauses(metadata)
         .into_iter()
-        .flatten()
-        .filter_map(|a| {
-            let at = parse_timestamp(a.get("time")?.as_str()?)?;
-            Some((at.0, a.get("action")?.as_str()?.to_ascii_uppercase()))
-        })
-        .collect();
-    actions.sort();
-    let mut out = Vec::new();
-    let mut paused = None;
-    for (at, action) in actions {
-        match (action.as_str(), paused) {
-            ("PAUSE", None) => paused = Some(at),
-            ("RESUME", Some(from)) => {
-                out.push((from, at));
-                paused = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(from) = paused {
-        out.push((from, end_ms));
-    }
-    out
+        .map(|(from, to)| (from, to.unwrap_or(end_ms)))
+        .collect()
 }
 
 /// `[from, to)` minus the union of `covered`, as sorted stretches.

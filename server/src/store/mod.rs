@@ -7,6 +7,7 @@ mod contacts;
 mod deliveries;
 mod ingestion;
 mod interactions;
+mod matching;
 mod recordings;
 mod scn_files;
 mod search;

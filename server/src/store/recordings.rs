@@ -349,7 +349,7 @@ impl Store {
         .await?;
         let interaction: String = row.try_get("id")?;
         if let (Some(owner), Some(start)) = (recording.owner_id.as_deref(), start) {
-            super::ingestion::link_overlapping_screens(
+            super::matching::link_overlapping_screens(
                 &mut tx,
                 &interaction,
                 owner,
@@ -417,7 +417,7 @@ impl Store {
         let Some(session) = recording.call_session_id.clone() else {
             if let Some((owner, from, to)) = owner_window
                 && let Some((_, key)) =
-                    super::ingestion::interaction_by_owner_contact(tx, owner, from, to, false)
+                    super::matching::interaction_by_owner_contact(tx, owner, from, to, false)
                         .await?
             {
                 return Ok(key);
@@ -432,7 +432,7 @@ impl Store {
         if !exists
             && let Some((owner, from, to)) = owner_window
             && let Some((id, _)) =
-                super::ingestion::interaction_by_owner_contact(tx, owner, from, to, true).await?
+                super::matching::interaction_by_owner_contact(tx, owner, from, to, true).await?
         {
             sqlx::query("UPDATE interactions SET call_session_id = ? WHERE id = ?")
                 .bind(&session)

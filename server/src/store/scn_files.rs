@@ -155,20 +155,6 @@ impl Store {
         tx.commit().await
     }
 
-    /// Appends one entry to the audit log on its own.
-    pub async fn audit_event(
-        &self,
-        at_ms: i64,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        detail: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        tx.audit(at_ms, actor, action, subject, detail).await?;
-        tx.commit().await
-    }
-
     /// One catalogued file.
     pub async fn scn_file(&self, contact: ContactId) -> Result<Option<ScnFileEntry>, StoreError> {
         sqlx::query("SELECT * FROM scn_files WHERE contact = ?")

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use capture_server::ingestion::plan::{Screen, align};
 use capture_server::media::stitch::{scan, stitch};
-use capture_tests::browser::{Driver, browser, js, until};
+use capture_tests::browser::{Driver, browser, js, log_in, until};
 use capture_tests::replay::{PASSWORD, add_user};
 use capture_tests::server::TestServer;
-use fantoccini::Locator;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use sqlx::Connection as _;
@@ -135,10 +134,7 @@ pub fn run(_options: &Options) -> anyhow::Result<Value> {
             ))
             .await?;
         client.goto(&format!("{}/", server.base_url())).await?;
-        client.wait().for_element(Locator::Id("login-username")).await?;
-        client.find(Locator::Id("login-username")).await?.send_keys("sam").await?;
-        client.find(Locator::Id("login-password")).await?.send_keys(PASSWORD).await?;
-        client.find(Locator::Id("login-submit")).await?.click().await?;
+        log_in(&client, "sam", PASSWORD).await?;
         until(&client, "the search page", "return !document.querySelector('#search-view').hidden", Duration::from_secs(10)).await?;
 
         let mut opens = Vec::new();
