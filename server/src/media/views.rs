@@ -64,25 +64,29 @@ struct Drawn {
     entry: Option<shiguredo_mp4::boxes::SampleEntry>,
 }
 
-/// Feeds the demuxer what it asks for and returns its next sample, with its payload read from
-/// `file` when `with_data`.
+/// Feeds the demuxer what it asks for and returns its next sample, with its payload when
+/// `with_data`: taken from `buffer` (what was last read for the demuxer, from `buffer.0`: a whole
+/// media segment, so nearly every sample) or else read from `file`.
 fn next(
     file: &mut File,
     demuxer: &mut Fmp4FileDemuxer,
     size: u64,
-    buffer: &mut Vec<u8>,
+    buffer: &mut (u64, Vec<u8>),
     with_data: bool,
 ) -> Result<Option<Drawn>, Fmp4Error> {
     loop {
         if let Some(required) = demuxer.required_input() {
             let available = size.saturating_sub(required.position);
             let want = required.size.map_or(available, |s| s as u64).min(available);
-            buffer.resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
+            buffer.0 = required.position;
+            buffer
+                .1
+                .resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
             file.seek(SeekFrom::Start(required.position))?;
-            file.read_exact(buffer)?;
+            file.read_exact(&mut buffer.1)?;
             demuxer.handle_input(Input {
                 position: required.position,
-                data: buffer,
+                data: &buffer.1,
             });
         }
         let track_ids: Vec<u32> = demuxer
@@ -108,9 +112,17 @@ fn next(
                 };
                 let (offset, length) = (sample.data_offset, sample.data_size);
                 if with_data {
-                    drawn.data = vec![0u8; length];
-                    file.seek(SeekFrom::Start(offset))?;
-                    file.read_exact(&mut drawn.data)?;
+                    let start = offset
+                        .checked_sub(buffer.0)
+                        .and_then(|s| usize::try_from(s).ok());
+                    match start.and_then(|s| buffer.1.get(s..s + length)) {
+                        Some(bytes) => drawn.data = bytes.to_vec(),
+                        None => {
+                            drawn.data = vec![0u8; length];
+                            file.seek(SeekFrom::Start(offset))?;
+                            file.read_exact(&mut drawn.data)?;
+                        }
+                    }
                 }
                 return Ok(Some(drawn));
             }
@@ -138,7 +150,7 @@ pub fn extract_all(path: &Path, out_dir: &Path) -> Result<Vec<std::path::PathBuf
     let size = std::fs::metadata(path)?.len();
     let (mut file, mut demuxer) = open(path)?;
     let mut outputs: Vec<Option<Output>> = Vec::new();
-    let mut buffer = Vec::new();
+    let mut buffer = (0, Vec::new());
     while let Some(drawn) = next(&mut file, &mut demuxer, size, &mut buffer, true)? {
         let Drawn {
             track,
