@@ -380,13 +380,16 @@ pub async fn login(State(state): State<ApiState>, request: Request) -> Result<Re
     let found = state.store.user_for_login(&login.username).await?;
     // A missing user costs the same hashing time as a wrong password.
     let (hash, user) = match &found {
-        Some((user, hash)) => (hash.clone(), Some(user)),
-        None => (DUMMY_HASH.clone(), None),
+        Some((user, hash)) => (Some(hash.clone()), Some(user)),
+        None => (None, None),
     };
     let password = login.password.clone();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    // Off the runtime, the dummy hash's first computation included.
+    let matches = tokio::task::spawn_blocking(move || {
+        verify_password(&password, hash.as_deref().unwrap_or(&DUMMY_HASH))
+    })
+    .await
+    .unwrap_or(false);
     let Some(user) = user.filter(|u| matches && u.disabled_ms.is_none()) else {
         state
             .store
