@@ -133,6 +133,7 @@ impl Agent {
             machine: self.identity.machine.clone(),
             monitors,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            capture_backend: Some(self.source.backend()),
         }
     }
 
@@ -312,7 +313,8 @@ impl Agent {
                         s.recording.clone_from(&recording);
                         s.unacked = state.unacked.len();
                     });
-                    vec![control(&AgentMessage::Heartbeat { recording, spool_bytes })]
+                    let capture_backend = Some(self.source.backend());
+                    vec![control(&AgentMessage::Heartbeat { recording, spool_bytes, capture_backend })]
                 }
                 () = tokio::time::sleep_until(next_ping) => {
                     pings_sent += 1;
@@ -442,6 +444,18 @@ impl Agent {
     fn output(&self, item: Output, state: &mut State) -> Vec<Message> {
         match item {
             Output::Frame(frame) => self.frame(frame, state),
+            Output::Gap(gap) => {
+                if state.stopping.get(&gap.contact) == Some(&true) {
+                    return Vec::new(); // discarded
+                }
+                vec![control(&AgentMessage::CaptureGap {
+                    contact: gap.contact,
+                    monitor: gap.monitor,
+                    from: gap.from,
+                    to: gap.to,
+                    reason: gap.reason.to_owned(),
+                })]
+            }
             Output::Drained(contact) => {
                 let discarded = state.stopping.remove(&contact).unwrap_or(false);
                 let frames: Vec<StreamTotal> = state

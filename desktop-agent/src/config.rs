@@ -1,5 +1,7 @@
-//! The agent's configuration: one TOML file (written by `enroll`, or by the installer) and
-//! `CAPTURE_AGENT_*` environment variables over it.
+//! The agent's configuration: the machine's file (written by the installer), the user's file
+//! over it (written by `enroll`), and `CAPTURE_AGENT_*` environment variables over both. Where
+//! the files live and how the credential is protected in them is the platform's
+//! (`crate::platform`): DPAPI on Windows, a 0600 file elsewhere.
 
 use std::path::{Path, PathBuf};
 
@@ -43,19 +45,21 @@ pub enum ConfigError {
     },
 }
 
-/// The default file: `$CAPTURE_AGENT_CONFIG` is read by the CLI; otherwise the per-user config
-/// directory (`$XDG_CONFIG_HOME` or `~/.config` on Linux).
+/// The default file: `$CAPTURE_AGENT_CONFIG` is read by the CLI; otherwise the user's
+/// (`$XDG_CONFIG_HOME/capture/agent.toml`, `%LOCALAPPDATA%\Capture\agent.toml`).
 pub fn default_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("capture").join("agent.toml")
+    crate::platform::user_config_path()
 }
 
 impl AgentConfig {
-    /// Loads the file, then `CAPTURE_AGENT_*` variables over it.
+    /// Loads the machine's file, the user's file `path` over it, then `CAPTURE_AGENT_*`
+    /// variables over both; the credential is unprotected.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        Self::load_over(&crate::platform::machine_config_path(), path)
+    }
+
+    /// [`AgentConfig::load`] with the machine's file at `machine`.
+    pub fn load_over(machine: &Path, path: &Path) -> Result<AgentConfig, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.display().to_string(),
             message,
@@ -65,41 +69,87 @@ impl AgentConfig {
                 "not found: run `capture-agent enroll` first".into(),
             ));
         }
-        Figment::from(Serialized::default("source", default_source()))
-            .merge(Toml::file(path))
-            .merge(Env::prefixed("CAPTURE_AGENT_").ignore(&["config"]))
-            .extract()
-            .map_err(|e| invalid(e.to_string()))
+        let mut config: AgentConfig =
+            Figment::from(Serialized::default("source", default_source()))
+                .merge(Toml::file(machine))
+                .merge(Toml::file(path))
+                .merge(Env::prefixed("CAPTURE_AGENT_").ignore(&["config"]))
+                .extract()
+                .map_err(|e| invalid(e.to_string()))?;
+        config.credential = crate::platform::reveal_secret(&config.credential)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(config)
     }
 
-    /// Writes the file, readable by its owner only (it holds the credential).
+    /// Writes the file, readable by its owner only, with the credential protected.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let text = toml::to_string(self).map_err(std::io::Error::other)?;
+        let stored = AgentConfig {
+            credential: crate::platform::protect_secret(&self.credential)
+                .map_err(std::io::Error::other)?,
+            ..self.clone()
+        };
+        let text = toml::to_string(&stored).map_err(std::io::Error::other)?;
         let temporary = path.with_extension("toml.tmp");
-        write_private(&temporary, text.as_bytes())?;
+        crate::platform::write_private(&temporary, text.as_bytes())?;
         std::fs::rename(&temporary, path)
     }
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    // The installer places the file in a directory only the service account can read.
-    std::fs::write(path, bytes)
+    #[test]
+    fn the_users_file_sits_over_the_machines_and_keeps_its_credential_private() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let machine = dir.path().join("machine.toml");
+        std::fs::write(
+            &machine,
+            "server = \"https://recorder.example:8443\"\nca_file = \"/etc/capture/ca.pem\"\n",
+        )
+        .expect("machine file");
+        let user = dir.path().join("user").join("agent.toml");
+        let enrolled = AgentConfig {
+            server: "https://recorder.example:8443".into(),
+            ca_file: None,
+            agent_id: AgentId(uuid::Uuid::from_u128(7)),
+            credential: "s3cret".into(),
+            source: "synthetic-still".into(),
+        };
+        enrolled.save(&user).expect("saved");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&user).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let loaded = AgentConfig::load_over(&machine, &user).expect("loads");
+        assert_eq!(loaded.credential, "s3cret");
+        assert_eq!(loaded.agent_id, enrolled.agent_id);
+        assert_eq!(
+            loaded.ca_file.as_deref(),
+            Some(Path::new("/etc/capture/ca.pem")),
+            "what the installer set and the user's file does not"
+        );
+        assert_eq!(loaded.source, "synthetic-still");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_credential_protected_on_windows_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let user = dir.path().join("agent.toml");
+        std::fs::write(
+            &user,
+            "server = \"https://r:8443\"\nagent_id = \"00000000-0000-0000-0000-000000000007\"\ncredential = \"dpapi:AAAA\"\n",
+        )
+        .expect("file");
+        let error = AgentConfig::load_over(&dir.path().join("none.toml"), &user)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("enrol this machine again"), "{error}");
+    }
 }

@@ -6,7 +6,8 @@
 //! - [`pipeline`]: capture → change detection → colour conversion → encode, one per monitor;
 //! - [`agent`]: the connection's life: commands, frames, acks, clock, pointer, reconnects;
 //! - [`connection`]: verified TLS websocket and the handshake; [`enroll`]; [`config`];
-//! - [`clock`]: the one monotonic clock every timestamp comes from; [`backoff`].
+//! - [`clock`]: the one monotonic clock every timestamp comes from; [`backoff`];
+//! - [`platform`]: configuration paths, the credential's protection, stop signals, per OS.
 
 pub mod agent;
 pub mod backoff;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod enroll;
 pub mod pipeline;
+pub mod platform;
 
 use std::sync::Arc;
 
@@ -23,11 +25,14 @@ use capture::ScreenSource;
 use capture::synthetic::{SyntheticSource, Workload};
 
 /// The capture source named in the configuration: `screen`, `synthetic-office` or
-/// `synthetic-still` (1920×1080).
+/// `synthetic-still` (1920×1080); on Windows also `screen-gdi` (GDI only, never Desktop
+/// Duplication).
 pub fn source(name: &str) -> Result<Arc<dyn ScreenSource>, String> {
     match name {
         #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
         "screen" => Ok(Arc::new(capture::screen::Screen::default())),
+        #[cfg(windows)]
+        "screen-gdi" => Ok(Arc::new(capture::screen::Screen::new(true))),
         "synthetic-office" => Ok(Arc::new(SyntheticSource::new(
             Workload::Office,
             vec![(1920, 1080)],

@@ -136,7 +136,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             let cancel = CancellationToken::new();
             let stop = cancel.clone();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                capture_agent::platform::shutdown_signal().await;
                 stop.cancel();
             });
             agent.run(cancel).await?;
@@ -155,6 +155,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                 machine: machine(),
                 monitors: monitors.clone(),
                 agent_version: env!("CARGO_PKG_VERSION").into(),
+                capture_backend: Some(source.backend()),
             };
             let connection = match connect(&endpoint, &hello).await {
                 Ok((_, welcome)) => serde_json::json!({ "ok": true, "settings": welcome.settings }),
@@ -167,6 +168,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                     "server": config.server,
                     "agent_id": config.agent_id,
                     "source": config.source,
+                    "capture_backend": source.backend(),
                     "monitors": monitors,
                     "connection": connection,
                 })
@@ -174,27 +176,6 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-#[cfg(unix)]
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn main() -> ExitCode {

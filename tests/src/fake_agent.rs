@@ -32,6 +32,7 @@ pub fn hello(agent: AgentId, credential: &str) -> Hello {
         machine: "pc-017".into(),
         monitors: vec![crate::scn_samples::primary_1080p()],
         agent_version: "test".into(),
+        capture_backend: Some("fake".into()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Capture's test harnesses: a server on port 0 with temporary storage, an HTTPS client that
 //! verifies the server's generated certificate, and SCN sample data shared by the crash tests
-//! and the benchmarks, and a virtual X display (Xvfb) with a scriptable desktop for the screen tests. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
+//! and the benchmarks, a virtual X display (Xvfb) with a scriptable desktop for the screen tests, and Windows
+//! programs under Wine for the Windows agent's. End-to-end tests live in `tests/tests/`, benchmarks in `src/bin/bench.rs`.
 
 pub mod av_sync;
 pub mod browser;
@@ -12,4 +13,5 @@ pub mod replay;
 pub mod scn_samples;
 pub mod server;
 pub mod webex;
+pub mod wine;
 pub mod xvfb;

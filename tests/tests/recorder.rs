@@ -768,3 +768,109 @@ async fn enrolled_desktops_are_mapped_to_their_person_by_an_administrator() -> a
     assert_eq!(anonymous.status().as_u16(), 401);
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_screen_is_a_named_gap_in_the_file_and_on_the_timeline() -> anyhow::Result<()> {
+    use capture_shared::protocol::ClockSample;
+    use capture_shared::scn::{Record, recover};
+    let server = TestServer::start_with(|config| config.integration.wrap_up_s = 1).await?;
+    let (port, ca) = (server.addr.port(), server.ca_file());
+    let person = Uuid::from_u128(0x10c);
+    let (agent, credential) = enroll(&server, "Lee", person).await?;
+    let mut hello = hello(agent, &credential);
+    hello.capture_backend = Some("gdi".into());
+    let (mut desktop, _) = FakeAgent::connect(port, &ca, &hello).await?;
+    let agents = server.api_get("/api/v1/agents").await?;
+    assert_eq!(agents["items"][0]["connection"]["capture_backend"], "gdi");
+
+    // A fallback shows in the next heartbeat.
+    desktop
+        .send(&AgentMessage::Heartbeat {
+            recording: vec![],
+            spool_bytes: 0,
+            capture_backend: Some("dxgi".into()),
+        })
+        .await?;
+    wait_for_json(&server, "/api/v1/agents", |a| {
+        a["items"][0]["connection"]["capture_backend"] == "dxgi"
+    })
+    .await?;
+
+    let now = UtcMicros::now().to_millis().0;
+    let mut call = CallScript::new(person, 21, Uuid::from_u128(0x5e21), UtcMillis(now));
+    let (contact, path) = ring(&server, &mut desktop, &mut call, now).await?;
+    // The agent's clock is 10 s behind the server's: agent 1_000_000 µs = server `now` ms.
+    let server_at = |agent_us: u64| UtcMicros(now * 1000 + agent_us as i64 - 1_000_000);
+    desktop
+        .send(&AgentMessage::Clock {
+            sample: ClockSample {
+                agent_sent: AgentMicros(999_000),
+                server_received: server_at(999_500),
+                server_sent: server_at(999_500),
+                agent_received: AgentMicros(1_000_000),
+            },
+        })
+        .await?;
+    desktop.send(&stream_params(contact)).await?;
+    desktop.send_binary(frame(contact, 0, true)).await?;
+    // Locked from agent time 1.2 s to 4.2 s.
+    let gap = |contact, monitor, from: u64, to: u64, reason: &str| AgentMessage::CaptureGap {
+        contact,
+        monitor: MonitorId(monitor),
+        from: AgentMicros(from),
+        to: AgentMicros(to),
+        reason: reason.into(),
+    };
+    desktop
+        .send(&gap(contact, 0, 1_200_000, 4_200_000, "screen locked"))
+        .await?;
+    // A gap for a contact that is not this agent's changes nothing.
+    desktop
+        .send(&gap(
+            ContactId(Uuid::from_u128(9)),
+            0,
+            1,
+            2,
+            "screen locked",
+        ))
+        .await?;
+    desktop.send_binary(frame(contact, 1, true)).await?;
+    until(&mut desktop, |m| match m {
+        ServerMessage::Ack { sequence: 1, .. } => Some(()),
+        _ => None,
+    })
+    .await?;
+    let detail = wait_for_json(&server, &format!("/api/v1/contacts/{contact}"), |d| {
+        d["gaps"].as_array().is_some_and(|g| !g.is_empty())
+    })
+    .await?;
+    let gaps = detail["gaps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(gaps.len(), 1, "{detail}");
+    assert_eq!(gaps[0]["reason"], "screen locked (monitor 0)");
+    let (from_ms, to_ms) = (gaps[0]["from_ms"].as_i64(), gaps[0]["to_ms"].as_i64());
+    assert!(
+        (from_ms.unwrap_or(0) - (now + 200)).abs() <= 1
+            && (to_ms.unwrap_or(0) - (now + 3_200)).abs() <= 1,
+        "{detail}"
+    );
+    let records = recover(&path)?.records;
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::Gap { reason, from, to }
+            if reason == "screen locked" && to.0 - from.0 == 3_000_000)),
+        "{records:?}"
+    );
+
+    // A gap for a monitor the agent never announced is a violation.
+    desktop
+        .send(&gap(contact, 7, 1, 2, "screen locked"))
+        .await?;
+    let refused = until(&mut desktop, |m| match m {
+        ServerMessage::Refused(refusal) => Some(refusal.code),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(refused, RefusalCode::ProtocolViolation);
+    server.stop().await
+}

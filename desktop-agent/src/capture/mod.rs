@@ -2,14 +2,25 @@
 //!
 //! A [`ScreenSource`] lists the monitors and opens a [`MonitorCapture`] for one of them; the
 //! capture is created and used on the capture stage's own thread (platform capturers are not
-//! `Send`). Sources: [`screen::ScreenSource`] (the real screen through `scrap`: X11 with RandR
-//! monitors and owner-only shared memory here, DXGI on Windows, Quartz on macOS) and
+//! `Send`). Sources: `screen::Screen` (the real screen: X11 through `scrap` with RandR monitors
+//! and owner-only shared memory, Quartz through `scrap` on macOS, and on Windows Desktop
+//! Duplication with a GDI fallback through the `windows` crate) and
 //! [`synthetic::SyntheticSource`] (a moving office-like desktop for the demo, load tests and
 //! machines without a display). The mouse pointer comes from a [`PointerSource`] beside them.
+//!
+//! What the platforms describe is turned into our terms by pure modules, tested on every OS:
+//! [`layout`] (output descriptions → monitors), [`tiles`] (changed rectangles → tiles),
+//! [`interruption`] (the input desktop → a named gap).
 
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+pub mod interruption;
+pub mod layout;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+pub mod screen;
+#[cfg(windows)]
+#[path = "windows/mod.rs"]
 pub mod screen;
 pub mod synthetic;
+pub mod tiles;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +41,9 @@ pub enum CaptureError {
     /// The platform capturer failed.
     #[error("capture failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The screen cannot be captured for a while (locked); the stretch is a named gap.
+    #[error("screen not capturable: {}", .0.reason())]
+    Interrupted(interruption::Interruption),
 }
 
 /// One captured screen image, BGRA, rows of `stride` bytes.
@@ -177,6 +191,9 @@ pub trait ScreenSource: Send + Sync + std::fmt::Debug {
     fn open(&self, monitor: MonitorId) -> Result<Box<dyn MonitorCapture>, CaptureError>;
     /// The pointer source that goes with this screen.
     fn pointer(&self) -> Box<dyn PointerSource>;
+    /// The capture backend in use (`x11`, `dxgi`, `gdi`, `quartz`, `synthetic`), reported to
+    /// the server in `Hello` and heartbeats.
+    fn backend(&self) -> String;
 }
 
 /// A capture of one monitor.

@@ -1,16 +1,17 @@
 //! The real screen through `scrap` (vendored with an owner-only X11 shared-memory segment:
 //! `desktop-agent/vendor/scrap/VENDORED.md`).
 //!
-//! scrap's API is the same on X11, Windows (DXGI) and macOS (Quartz); what differs per OS (monitor
-//! placement, getting a fresh image, the pointer) is in one module per OS, selected here once.
-//! Only the X11 module is compiled and tested on our build machines.
+//! scrap's API is the same on X11 and macOS (Quartz); what differs per OS (monitor placement,
+//! getting a fresh image, the pointer) is in one module per OS, selected here once. Only the X11
+//! module is compiled and tested on our build machines; Windows has its own backends
+//! (`windows/`), which scrap's DXGI code could not carry (no dirty rectangles, no pointer).
 
 #[cfg(target_os = "linux")]
 #[path = "screen_x11.rs"]
 mod platform;
 
-#[cfg(any(windows, target_os = "macos"))]
-#[path = "screen_other.rs"]
+#[cfg(target_os = "macos")]
+#[path = "screen_macos.rs"]
 mod platform;
 
 use std::time::Instant;
@@ -77,6 +78,10 @@ impl ScreenSource for Screen {
 
     fn pointer(&self) -> Box<dyn PointerSource> {
         platform::pointer(self.display.as_deref())
+    }
+
+    fn backend(&self) -> String {
+        platform::BACKEND.to_owned()
     }
 }
 

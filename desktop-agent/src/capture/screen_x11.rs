@@ -19,6 +19,9 @@ use x11rb::rust_connection::RustConnection;
 
 use super::super::{CaptureError, PointerSource};
 
+/// The backend's name in `Hello`.
+pub const BACKEND: &str = "x11";
+
 /// The monitors of display `name`, or of `DISPLAY`.
 pub fn displays(name: Option<&str>) -> io::Result<Vec<scrap::Display>> {
     match name {

@@ -80,6 +80,10 @@ impl ScreenSource for SyntheticSource {
             started: self.started,
         })
     }
+
+    fn backend(&self) -> String {
+        "synthetic".into()
+    }
 }
 
 struct SyntheticCapture {

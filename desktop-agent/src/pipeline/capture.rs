@@ -1,17 +1,23 @@
 //! The capture stage: grabs the monitor every frame interval (`1 / fps_max`), stamps each image on
 //! the agent's clock, and offers it to the detector without waiting (a busy detector means the
 //! capture is dropped; see the module above).
+//!
+//! While the platform says the screen cannot be captured (locked, a secure prompt), nothing is
+//! grabbed; when capture resumes (or stops) the stretch goes out as a [`CaptureGap`] and the
+//! next image is a keyframe, so the recording never shows a frozen picture as if it were live.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use capture_shared::ids::MonitorId;
+use capture_shared::ids::{ContactId, MonitorId};
 use capture_shared::protocol::StreamSettings;
+use capture_shared::time::AgentMicros;
 use tokio::sync::mpsc;
 
-use super::{Captured, Controls};
-use crate::capture::ScreenSource;
+use super::{CaptureGap, Captured, Controls, Output};
+use crate::capture::interruption::Interruption;
+use crate::capture::{CaptureError, ScreenSource};
 use crate::clock::AgentClock;
 
 /// Pause after a failed grab before the next attempt.
@@ -25,29 +31,49 @@ pub const SAFETY_READ: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct CaptureStage {
     source: Arc<dyn ScreenSource>,
+    contact: ContactId,
     monitor: MonitorId,
     interval: Duration,
     clock: AgentClock,
     controls: Arc<Controls>,
+    /// Where gaps go (the send stage's queue, beside the encoded frames).
+    gaps: mpsc::Sender<Output>,
 }
 
 impl CaptureStage {
     /// A stage that grabs `fps_max` times a second.
     pub fn new(
         source: Arc<dyn ScreenSource>,
-        monitor: MonitorId,
+        (contact, monitor): (ContactId, MonitorId),
         settings: &StreamSettings,
         clock: AgentClock,
         controls: Arc<Controls>,
+        gaps: mpsc::Sender<Output>,
     ) -> CaptureStage {
         let fps = settings.fps_max.clamp(0.1, 60.0);
         CaptureStage {
             source,
+            contact,
             monitor,
             interval: Duration::from_secs_f32(1.0 / fps),
             clock,
             controls,
+            gaps,
         }
+    }
+
+    /// Sends the gap of an interruption that ended now.
+    fn end_gap(&self, (from, interruption): (AgentMicros, Interruption)) {
+        let to = self.clock.now();
+        tracing::info!(monitor = %self.monitor, contact = %self.contact, reason = interruption.reason(), "screen capturable again");
+        let gap = CaptureGap {
+            contact: self.contact,
+            monitor: self.monitor,
+            from,
+            to,
+            reason: interruption.reason(),
+        };
+        let _ = self.gaps.blocking_send(Output::Gap(gap));
     }
 
     /// Runs until stopped (the capture is opened on this thread).
@@ -61,10 +87,27 @@ impl CaptureStage {
         };
         let mut next = Instant::now();
         let mut last_read = Instant::now();
+        let mut interrupted: Option<(AgentMicros, Interruption)> = None;
         while !self.controls.stop.load(Ordering::Relaxed) {
             let force = self.controls.keyframe.load(Ordering::Relaxed)
                 || last_read.elapsed() >= SAFETY_READ;
-            match capture.grab(force) {
+            let grabbed = capture.grab(force);
+            match (&grabbed, interrupted) {
+                (Err(CaptureError::Interrupted(_)), _) | (_, None) => {}
+                (_, Some(gap)) => {
+                    interrupted = None;
+                    self.end_gap(gap);
+                    // What the screen shows now starts a new picture.
+                    self.controls.request_keyframe();
+                }
+            }
+            match grabbed {
+                Err(CaptureError::Interrupted(interruption)) => {
+                    if interrupted.is_none() {
+                        tracing::info!(monitor = %self.monitor, contact = %self.contact, reason = interruption.reason(), "screen not capturable: capture paused");
+                        interrupted = Some((self.clock.now(), interruption));
+                    }
+                }
                 Ok(Some(grab)) => {
                     last_read = Instant::now();
                     let captured = Captured {
@@ -90,6 +133,9 @@ impl CaptureStage {
                 // Far behind (a suspended machine): start the schedule again from now.
                 next = now;
             }
+        }
+        if let Some(gap) = interrupted {
+            self.end_gap(gap);
         }
     }
 }

@@ -29,14 +29,24 @@ pub struct ChangeDetector {
 
 /// CRC-32 of every tile, row-major.
 pub fn tile_hashes(image: &Image) -> Vec<u32> {
-    let columns = image.width.div_ceil(TILE);
-    let rows = image.height.div_ceil(TILE);
+    tile_hashes_of(&image.bgra, image.stride, image.width, image.height)
+}
+
+/// CRC-32 of every tile of BGRA pixels in rows of `stride` bytes (a capture backend's own
+/// buffer, hashed before it is copied anywhere), row-major.
+pub fn tile_hashes_of(bgra: &[u8], stride: usize, width: u32, height: u32) -> Vec<u32> {
+    let columns = width.div_ceil(TILE);
+    let rows = height.div_ceil(TILE);
     let mut hashers: Vec<crc32fast::Hasher> = Vec::with_capacity((columns * rows) as usize);
     for _ in 0..columns * rows {
         hashers.push(crc32fast::Hasher::new());
     }
-    for y in 0..image.height {
-        let row = image.row(y);
+    let row_bytes = width as usize * 4;
+    for y in 0..height {
+        let start = y as usize * stride;
+        let Some(row) = bgra.get(start..start + row_bytes) else {
+            break;
+        };
         let tile_row = (y / TILE) * columns;
         for (column, chunk) in row.chunks(TILE as usize * 4).enumerate() {
             hashers[tile_row as usize + column].update(chunk);

@@ -92,12 +92,29 @@ pub struct EncodedFrame {
     pub data: Vec<u8>,
 }
 
-/// What the pipelines give the send stage, in order: frames, and the end of a contact's
+/// A stretch in which a monitor could not be captured (see `capture::interruption`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureGap {
+    /// The contact.
+    pub contact: ContactId,
+    /// The monitor.
+    pub monitor: MonitorId,
+    /// When capture stopped.
+    pub from: AgentMicros,
+    /// When it resumed (or the contact's capture ended).
+    pub to: AgentMicros,
+    /// Why, as the timeline says it.
+    pub reason: &'static str,
+}
+
+/// What the pipelines give the send stage, in order: frames, gaps, and the end of a contact's
 /// pipelines (after their last frame).
 #[derive(Debug)]
 pub enum Output {
     /// An encoded frame.
     Frame(EncodedFrame),
+    /// A stretch the capture stage could not capture.
+    Gap(CaptureGap),
     /// Every pipeline of the contact has ended; no more frames of it follow.
     Drained(ContactId),
 }
@@ -146,8 +163,14 @@ impl Pipeline {
         let (captured_tx, captured_rx) = mpsc::channel(CAPTURED_QUEUE);
         let (changed_tx, changed_rx) = mpsc::channel(CHANGED_QUEUE);
         let (converted_tx, converted_rx) = mpsc::channel(CONVERTED_QUEUE);
-        let capture =
-            capture::CaptureStage::new(source, monitor, settings, clock, controls.clone());
+        let capture = capture::CaptureStage::new(
+            source,
+            (contact, monitor),
+            settings,
+            clock,
+            controls.clone(),
+            output.clone(),
+        );
         let detect = detect::ChangeDetector::new(settings, controls.clone());
         let encoder = encode::EncodeStage::new(contact, monitor, settings)?;
         let name = |stage: &str| format!("capture-{stage}-m{}", monitor.0);

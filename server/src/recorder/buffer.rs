@@ -22,7 +22,7 @@ use capture_shared::protocol::{
     ClockSample, FrameHeader, MonitorInfo, PointerSample, StreamTotal, VideoCodec,
 };
 use capture_shared::scn::{ClockAnchor, Record, ScnHeader, ScnReader};
-use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_shared::time::{AgentMicros, UtcMicros, UtcMillis};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
@@ -452,6 +452,38 @@ impl CallBuffer {
             });
         }
         Ok(())
+    }
+
+    /// A stretch of `agent`'s contact that one monitor could not capture (screen locked):
+    /// written into the contact's file as a gap, on the server's clock by the agent's latest
+    /// clock anchor. Returns the stretch in server time, or `None` when the contact is not an
+    /// open file of this agent's or no clock measurement has arrived yet.
+    pub fn capture_gap(
+        &self,
+        agent: AgentId,
+        contact: ContactId,
+        from: AgentMicros,
+        to: AgentMicros,
+        reason: &str,
+    ) -> Option<(UtcMicros, UtcMicros)> {
+        let file = self.owned(agent, contact).ok()?;
+        let anchor = *lock(&self.anchors).get(&agent)?;
+        let on_server = |t: AgentMicros| {
+            let delta = i64::try_from(t.0).unwrap_or(i64::MAX)
+                - i64::try_from(anchor.agent.0).unwrap_or(i64::MAX);
+            UtcMicros(anchor.server.0.saturating_add(delta))
+        };
+        let (from, to) = (on_server(from), on_server(to));
+        file.push(Op::Append {
+            record: Record::Gap {
+                from,
+                to,
+                reason: reason.to_owned(),
+            },
+            ack: None,
+            permit: None,
+        });
+        Some((from, to))
     }
 
     /// A clock measurement of `agent`: written into each of its open files, and the anchor of

@@ -27,6 +27,8 @@ pub struct ConnectedAgent {
     pub machine: String,
     /// Agent software version.
     pub agent_version: String,
+    /// How it captures the screen (`x11`, `dxgi`, `gdi`, ...), as it last reported.
+    pub capture_backend: Option<String>,
     /// Its monitors.
     pub monitors: Vec<MonitorInfo>,
     /// When it connected, UTC ms.
@@ -104,11 +106,20 @@ impl Connections {
     }
 
     /// Records what a connected agent reported in its latest heartbeat.
-    pub fn set_heartbeat(&self, agent: AgentId, connection: u64, spool_bytes: u64) {
+    pub fn set_heartbeat(
+        &self,
+        agent: AgentId,
+        connection: u64,
+        spool_bytes: u64,
+        capture_backend: Option<String>,
+    ) {
         if let Some(entry) = self.entries().get_mut(&agent)
             && entry.connection == connection
         {
             entry.info.spool_bytes = spool_bytes;
+            if capture_backend.is_some() {
+                entry.info.capture_backend = capture_backend;
+            }
             entry.info.last_heartbeat_ms = Some(jiff::Timestamp::now().as_millisecond());
         }
     }

@@ -128,6 +128,7 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
         os_user: hello.os_user,
         machine: hello.machine,
         agent_version: hello.agent_version,
+        capture_backend: hello.capture_backend,
         monitors: hello.monitors,
         connected_at_ms: recorder.clock.now_ms(),
         last_heartbeat_ms: None,
@@ -212,7 +213,7 @@ impl Session<'_> {
                     };
                     deadline = Instant::now() + HEARTBEAT_TIMEOUT;
                     let next = match message {
-                        Message::Text(text) => self.control(text.as_str()),
+                        Message::Text(text) => self.control(text.as_str()).await,
                         Message::Binary(bytes) => self.frame(&bytes).await,
                         Message::Close(_) => return "closed by the agent",
                         Message::Ping(_) | Message::Pong(_) => Next::Continue,
@@ -243,7 +244,7 @@ impl Session<'_> {
         }
     }
 
-    fn control(&mut self, text: &str) -> Next {
+    async fn control(&mut self, text: &str) -> Next {
         let buffer = &self.recorder.buffer;
         let message = match AgentMessage::parse(text) {
             Ok(message) => message,
@@ -260,10 +261,43 @@ impl Session<'_> {
                 })
             }
             AgentMessage::Hello(_) => Next::Refuse("hello after the handshake".into()),
-            AgentMessage::Heartbeat { spool_bytes, .. } => {
-                self.recorder
-                    .connections
-                    .set_heartbeat(self.agent, self.connection, spool_bytes);
+            AgentMessage::Heartbeat {
+                spool_bytes,
+                capture_backend,
+                ..
+            } => {
+                self.recorder.connections.set_heartbeat(
+                    self.agent,
+                    self.connection,
+                    spool_bytes,
+                    capture_backend,
+                );
+                Next::Continue
+            }
+            AgentMessage::CaptureGap {
+                contact,
+                monitor,
+                from,
+                to,
+                reason,
+            } => {
+                if !self.monitors.iter().any(|m| m.id == monitor) {
+                    return Next::Refuse(format!("gap for unknown monitor {monitor}"));
+                }
+                let Some((from, to)) = buffer.capture_gap(self.agent, contact, from, to, &reason)
+                else {
+                    return Next::Continue; // a contact that ended already, or not this agent's
+                };
+                tracing::info!(agent = %self.agent, %contact, %monitor, reason, "screen not captured for a while");
+                let label = format!("{reason} (monitor {monitor})");
+                if let Err(error) = self
+                    .recorder
+                    .store
+                    .add_contact_gap(contact, from.0 / 1000, to.0 / 1000, &label)
+                    .await
+                {
+                    tracing::error!(%contact, %error, "recording a capture gap failed");
+                }
                 Next::Continue
             }
             AgentMessage::Monitors { monitors } => {

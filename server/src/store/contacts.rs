@@ -4,6 +4,8 @@ use serde::Serialize;
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
+use capture_shared::ids::ContactId;
+
 use super::{Store, StoreError};
 
 /// Filters of the contact list.
@@ -251,5 +253,27 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("due")?)
+    }
+
+    /// Records a closed stretch of a contact without screen (the agent could not capture: the
+    /// screen was locked). Beside the gaps the integration opens and closes (agent offline).
+    pub async fn add_contact_gap(
+        &self,
+        contact: ContactId,
+        from_ms: i64,
+        to_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO contact_gaps (contact_id, from_ms, to_ms, reason) VALUES (?, ?, ?, ?)",
+        )
+        .bind(contact.to_string())
+        .bind(from_ms)
+        .bind(to_ms.max(from_ms))
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

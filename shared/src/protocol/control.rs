@@ -27,6 +27,10 @@ pub struct Hello {
     pub monitors: Vec<MonitorInfo>,
     /// The agent's software version.
     pub agent_version: String,
+    /// How it captures the screen (`x11`, `dxgi`, `gdi`, `quartz`, `synthetic`); absent from
+    /// agents older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_backend: Option<String>,
 }
 
 /// One monitor as the agent sees it.
@@ -141,6 +145,9 @@ pub enum AgentMessage {
         recording: Vec<ContactId>,
         /// Bytes waiting in the agent's offline spool.
         spool_bytes: u64,
+        /// The capture backend now in use, when it changed since `Hello` (a fallback).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capture_backend: Option<String>,
     },
     /// A stream's parameters, sent before its first frame and whenever they change.
     StreamParams {
@@ -183,6 +190,21 @@ pub enum AgentMessage {
         contact: ContactId,
         /// For each monitor, how many frames it sent in all (the next sequence number).
         frames: Vec<StreamTotal>,
+    },
+    /// A stretch of a contact in which one monitor's screen could not be captured (the screen
+    /// was locked, a secure prompt was up): sent when capture resumes or the contact ends, so
+    /// the timeline names the gap instead of showing a frozen picture.
+    CaptureGap {
+        /// The contact.
+        contact: ContactId,
+        /// The monitor.
+        monitor: MonitorId,
+        /// The last moment before the gap, on the agent's clock.
+        from: AgentMicros,
+        /// The first moment after it.
+        to: AgentMicros,
+        /// Why, in words a supervisor reads ("screen locked").
+        reason: String,
     },
     /// Recording a contact failed on the agent.
     RecordingFailed {
@@ -380,6 +402,9 @@ impl AgentMessage {
                 check_text("os_user", &hello.os_user, MAX_TEXT_BYTES)?;
                 check_text("machine", &hello.machine, MAX_TEXT_BYTES)?;
                 check_text("agent_version", &hello.agent_version, MAX_TEXT_BYTES)?;
+                if let Some(backend) = &hello.capture_backend {
+                    check_text("capture_backend", backend, MAX_TEXT_BYTES)?;
+                }
                 if hello.agent_id.0 == Uuid::nil() {
                     return Err(ProtocolError::Invalid {
                         field: "agent_id",
@@ -403,14 +428,38 @@ impl AgentMessage {
             AgentMessage::RecordingFailed { reason, .. } => {
                 check_text("reason", reason, MAX_TEXT_BYTES)
             }
-            AgentMessage::Heartbeat { recording, .. } => {
+            AgentMessage::Heartbeat {
+                recording,
+                capture_backend,
+                ..
+            } => {
                 if recording.len() > 64 {
                     return Err(ProtocolError::Invalid {
                         field: "recording",
                         reason: "more than 64 contacts".into(),
                     });
                 }
-                Ok(())
+                match capture_backend {
+                    Some(backend) => check_text("capture_backend", backend, MAX_TEXT_BYTES),
+                    None => Ok(()),
+                }
+            }
+            AgentMessage::CaptureGap {
+                from, to, reason, ..
+            } => {
+                if reason.is_empty() {
+                    return Err(ProtocolError::Invalid {
+                        field: "reason",
+                        reason: "empty".into(),
+                    });
+                }
+                if from.0 > to.0 {
+                    return Err(ProtocolError::Invalid {
+                        field: "capture_gap",
+                        reason: "ends before it starts".into(),
+                    });
+                }
+                check_text("reason", reason, MAX_TEXT_BYTES)
             }
             AgentMessage::Pointer { samples, .. } => {
                 if samples.is_empty() || samples.len() > MAX_POINTER_SAMPLES {

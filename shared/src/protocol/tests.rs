@@ -51,16 +51,20 @@ fn hello() -> impl Strategy<Value = Hello> {
         text(MAX_TEXT_BYTES),
         monitors(),
         text(MAX_TEXT_BYTES),
+        proptest::option::of(text(MAX_TEXT_BYTES)),
     )
         .prop_map(
-            |(agent, credential, os_user, machine, monitors, agent_version)| Hello {
-                protocol_version: PROTOCOL_VERSION,
-                agent_id: AgentId(Uuid::from_u128(agent)),
-                credential: format!("c{credential}"),
-                os_user,
-                machine,
-                monitors,
-                agent_version,
+            |(agent, credential, os_user, machine, monitors, agent_version, capture_backend)| {
+                Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    agent_id: AgentId(Uuid::from_u128(agent)),
+                    credential: format!("c{credential}"),
+                    os_user,
+                    machine,
+                    monitors,
+                    agent_version,
+                    capture_backend,
+                }
             },
         )
 }
@@ -72,12 +76,34 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
             nonce,
             agent_sent: AgentMicros(t)
         }),
-        (proptest::collection::vec(contact(), 0..8), any::<u64>()).prop_map(
-            |(recording, spool_bytes)| AgentMessage::Heartbeat {
-                recording,
-                spool_bytes
-            }
-        ),
+        (
+            proptest::collection::vec(contact(), 0..8),
+            any::<u64>(),
+            proptest::option::of(text(MAX_TEXT_BYTES))
+        )
+            .prop_map(|(recording, spool_bytes, capture_backend)| {
+                AgentMessage::Heartbeat {
+                    recording,
+                    spool_bytes,
+                    capture_backend,
+                }
+            }),
+        (
+            contact(),
+            any::<u16>(),
+            any::<u64>(),
+            any::<u32>(),
+            text(MAX_TEXT_BYTES)
+        )
+            .prop_map(|(contact, monitor, from, length, reason)| {
+                AgentMessage::CaptureGap {
+                    contact,
+                    monitor: MonitorId(monitor),
+                    from: AgentMicros(from / 2),
+                    to: AgentMicros(from / 2 + u64::from(length)),
+                    reason: format!("r{reason}"),
+                }
+            }),
         (
             contact(),
             any::<u16>(),
@@ -343,6 +369,7 @@ fn limits_are_enforced() {
         machine: "pc-17".into(),
         monitors: vec![],
         agent_version: "0.1.0".into(),
+        capture_backend: Some("gdi".into()),
     };
     hello.monitors = (0..=MAX_MONITORS as u16)
         .map(|id| MonitorInfo {
@@ -407,4 +434,43 @@ fn the_estimator_trusts_the_tightest_round_trip() {
         estimator.to_server(AgentMicros(10)),
         Some(UtcMicros(1_000_010))
     );
+}
+
+#[test]
+fn a_capture_gap_must_end_after_it_starts_and_say_why() {
+    let gap = |from: u64, to: u64, reason: &str| {
+        AgentMessage::CaptureGap {
+            contact: ContactId(Uuid::from_u128(5)),
+            monitor: MonitorId(0),
+            from: AgentMicros(from),
+            to: AgentMicros(to),
+            reason: reason.into(),
+        }
+        .to_json()
+    };
+    assert!(AgentMessage::parse(&gap(10, 20, "screen locked")).is_ok());
+    assert!(matches!(
+        AgentMessage::parse(&gap(20, 10, "screen locked")),
+        Err(ProtocolError::Invalid {
+            field: "capture_gap",
+            ..
+        })
+    ));
+    assert!(matches!(
+        AgentMessage::parse(&gap(10, 20, "")),
+        Err(ProtocolError::Invalid {
+            field: "reason",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_hello_without_a_capture_backend_is_an_older_agent_not_an_error() {
+    let text = r#"{"type":"hello","protocol_version":1,"agent_id":"00000000-0000-0000-0000-000000000001",
+        "credential":"c","os_user":"u","machine":"m","monitors":[],"agent_version":"0.1.0"}"#;
+    match AgentMessage::parse(text) {
+        Ok(AgentMessage::Hello(hello)) => assert_eq!(hello.capture_backend, None),
+        other => panic!("{other:?}"),
+    }
 }

@@ -119,7 +119,7 @@ async fn connect_agents(
                         Err(_) => return,
                     },
                     _ = heartbeat.tick() => {
-                        let beat = AgentMessage::Heartbeat { recording: vec![], spool_bytes: 0 };
+                        let beat = AgentMessage::Heartbeat { recording: vec![], spool_bytes: 0, capture_backend: None };
                         if desktop.send(&beat).await.is_err() {
                             return;
                         }

@@ -1,14 +1,17 @@
-//! Windows (DXGI) and macOS (Quartz) through scrap. Not compiled on our build machines (only
-//! Linux x86_64 builds here): written against scrap's documented common API.
+//! macOS (Quartz) through scrap. Not compiled on our build machines (macOS cannot be built on
+//! Linux): written against scrap's documented common API.
 //!
-//! What these platforms still need (see the agent's README): monitor origins (scrap exposes only
-//! sizes there, so monitors are reported side by side from the primary), the pointer (Win32
-//! `GetCursorPos` / `CGEventGetLocation`), and a signed build.
+//! What this platform still needs (see the agent's README): monitor origins (scrap exposes only
+//! sizes there, so monitors are reported side by side from the primary), the pointer
+//! (`CGEventGetLocation`), change notifications, and a signed build.
 
 use std::io;
 use std::time::Instant;
 
 use super::super::{CaptureError, PointerSource};
+
+/// The backend's name in `Hello`.
+pub const BACKEND: &str = "quartz";
 
 /// The monitors (a display name means nothing here).
 pub fn displays(_name: Option<&str>) -> io::Result<Vec<scrap::Display>> {

@@ -1,0 +1,162 @@
+//! Windows programs under Wine on an Xvfb display, for the Windows agent's end-to-end test and
+//! benchmark (Debian's `wine`, `wine64` and `gcc-mingw-w64-x86-64`, installed by `.ci/run`).
+//!
+//! The Windows binaries (`capture-agent.exe`, `capture-test-desktop.exe`) are cross-built for
+//! `x86_64-pc-windows-gnu` into the workspace's target directory, by `.ci/run` before the tests
+//! or by [`windows_binaries`] itself. Wine 8 lacks `bcryptprimitives.dll`, whose `ProcessPrng`
+//! Rust's std calls: a shim built from `tests/wine/processprng.c` is put beside the copies the
+//! test runs (it is never shipped). Each [`Wine`] has its own fresh prefix.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// The Rust target of the Windows build.
+pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+
+/// Set to `skipped` by `.ci/run` when the Windows target could not be installed.
+pub const SKIP_VARIABLE: &str = "CAPTURE_WINDOWS_BUILD";
+
+/// Where the release Windows binaries are, building them first (a no-op when they are up to
+/// date); `None` when `.ci/run` said the Windows build is skipped. `target_dir` is the
+/// workspace's target directory.
+pub fn windows_binaries(target_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if std::env::var(SKIP_VARIABLE).as_deref() == Ok("skipped") {
+        eprintln!("WINDOWS BUILD SKIPPED: {SKIP_VARIABLE}=skipped; the Wine test does not run");
+        return Ok(None);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace")?
+        .to_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "--release", "--locked", "--target", WINDOWS_TARGET])
+        .args(["-p", "capture-agent", "-p", "capture-test-desktop"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .status()
+        .context("running cargo to build the Windows binaries")?;
+    anyhow::ensure!(
+        status.success(),
+        "building the Windows binaries failed (rustup target add {WINDOWS_TARGET}; Debian's \
+         gcc-mingw-w64-x86-64; or set {SKIP_VARIABLE}=skipped)"
+    );
+    Ok(Some(target_dir.join(WINDOWS_TARGET).join("release")))
+}
+
+/// A fresh Wine prefix on an X display, with the binaries copied into `C:\capture`.
+#[derive(Debug)]
+pub struct Wine {
+    /// The prefix (deleted on drop).
+    pub prefix: tempfile::TempDir,
+    /// The X display Wine draws on.
+    pub display: String,
+    /// `C:\capture` as a Linux path.
+    pub bin: PathBuf,
+}
+
+impl Wine {
+    /// Creates the prefix (`wineboot --init`, without Mono and Gecko), copies `exes` from
+    /// `binaries` and builds the `ProcessPrng` shim beside them.
+    pub fn start(display: &str, binaries: &Path, exes: &[&str]) -> anyhow::Result<Wine> {
+        let prefix = tempfile::tempdir()?;
+        let wine = Wine {
+            bin: prefix.path().join("drive_c").join("capture"),
+            prefix,
+            display: display.to_owned(),
+        };
+        let status = wine
+            .raw("wineboot")
+            .arg("--init")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running wineboot (Debian packages wine, wine64)")?;
+        anyhow::ensure!(status.success(), "wineboot --init failed: {status}");
+        wine.wait_idle()?;
+        std::fs::create_dir_all(&wine.bin)?;
+        for exe in exes {
+            std::fs::copy(binaries.join(exe), wine.bin.join(exe))
+                .with_context(|| format!("copying {exe}"))?;
+        }
+        let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("wine/processprng.c");
+        let output = Command::new("x86_64-w64-mingw32-gcc")
+            .args(["-shared", "-O2", "-o"])
+            .arg(wine.bin.join("bcryptprimitives.dll"))
+            .arg(&shim)
+            .arg("-ladvapi32")
+            .output()
+            .context("running x86_64-w64-mingw32-gcc (Debian package gcc-mingw-w64-x86-64)")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "building the ProcessPrng shim failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(wine)
+    }
+
+    /// A Wine tool (`wineboot`, `wineserver`) or `wine` itself with this prefix's environment.
+    fn raw(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("WINEPREFIX", self.prefix.path())
+            .env("WINEDEBUG", "-all")
+            // No Mono or Gecko installer dialogs: nothing here needs .NET or MSHTML.
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `wine C:\capture\<exe>`.
+    pub fn command(&self, exe: &str) -> Command {
+        let mut command = self.raw("wine");
+        command.arg(self.bin.join(exe));
+        command
+    }
+
+    /// A Linux path as Wine's `Z:` drive names it.
+    pub fn windows_path(path: &Path) -> String {
+        format!("Z:{}", path.display()).replace('/', "\\")
+    }
+
+    /// `%LOCALAPPDATA%` of the prefix's user, as a Linux path.
+    pub fn local_app_data(&self) -> anyhow::Result<PathBuf> {
+        let users = self.prefix.path().join("drive_c").join("users");
+        for entry in std::fs::read_dir(&users)? {
+            let path = entry?.path().join("AppData").join("Local");
+            if path.is_dir() && !path.starts_with(users.join("Public")) {
+                return Ok(path);
+            }
+        }
+        anyhow::bail!("no user profile in {}", users.display())
+    }
+
+    /// Waits until every process of the prefix has ended (at most 60 s).
+    pub fn wait_idle(&self) -> anyhow::Result<()> {
+        let mut child = self.raw("wineserver").arg("-w").spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        anyhow::bail!("the Wine prefix did not settle")
+    }
+}
+
+impl Drop for Wine {
+    fn drop(&mut self) {
+        let _ = self
+            .raw("wineserver")
+            .arg("-k")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
