@@ -36,6 +36,11 @@ pub const POINTER_INTERVAL: Duration = Duration::from_millis(100);
 /// How often buffered pointer positions are sent.
 pub const POINTER_FLUSH: Duration = Duration::from_millis(500);
 
+/// On a stop (SIGTERM, Ctrl-C, console close, logoff, shutdown) the agent ends its captures and
+/// sends what they held, each contact's `Stopped`, and waits for the acks, for at most this long:
+/// Windows gives a console process about 5 s after a close or logoff event.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+
 /// Who this agent is.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -58,6 +63,8 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Contacts being recorded.
     pub recording: Vec<ContactId>,
+    /// Frames the pipelines encoded (sent or still to send).
+    pub frames_encoded: u64,
     /// Frames sent (first sends only).
     pub frames_sent: u64,
     /// Bytes of access units sent (first sends only).
@@ -114,6 +121,8 @@ struct State {
     pointer: Vec<(AgentMicros, i32, i32)>,
     clock: ClockEstimator,
     output_tx: mpsc::Sender<Output>,
+    /// Frames encoded by every pipeline so far.
+    encoded: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How one connection ended.
@@ -161,6 +170,7 @@ impl Agent {
             pointer: Vec::new(),
             clock: ClockEstimator::default(),
             output_tx,
+            encoded: Arc::default(),
         };
         let (pointer_tx, mut pointer) = mpsc::channel(64);
         let pointer_cancel = cancel.child_token();
@@ -225,6 +235,8 @@ impl Agent {
                 tokio::task::spawn_blocking(move || pipelines.into_iter().for_each(Pipeline::join))
                     .await;
         }
+        let encoded = state.encoded.load(std::sync::atomic::Ordering::Relaxed);
+        self.status(|s| s.frames_encoded = encoded);
         result
     }
 
@@ -269,9 +281,29 @@ impl Agent {
         let mut next_ping = Instant::now();
         let mut pings_sent: u64 = 0;
         let mut ping_unanswered_since: Option<Instant> = None;
+        // Set once stopping: until then captured frames, `Stopped` and acks may still go.
+        let mut drain_until: Option<Instant> = None;
         loop {
+            if drain_until.is_some()
+                && state.recordings.is_empty()
+                && state.stopping.is_empty()
+                && state.unacked.is_empty()
+            {
+                let _ = socket.close(None).await;
+                return End::Cancelled;
+            }
             let outgoing = tokio::select! {
-                () = cancel.cancelled() => {
+                () = cancel.cancelled(), if drain_until.is_none() => {
+                    tracing::info!(recording = state.recordings.len(), "stopping: sending what was captured");
+                    let contacts: Vec<ContactId> = state.recordings.keys().copied().collect();
+                    for contact in contacts {
+                        self.stop(contact, false, state);
+                    }
+                    drain_until = Some(Instant::now() + SHUTDOWN_DRAIN);
+                    Vec::new()
+                }
+                () = tokio::time::sleep_until(drain_until.unwrap_or_else(far_future)) => {
+                    tracing::warn!(unacked = state.unacked.len(), "stopped before the recorder acknowledged every frame");
                     let _ = socket.close(None).await;
                     return End::Cancelled;
                 }
@@ -309,9 +341,11 @@ impl Agent {
                 _ = heartbeat.tick() => {
                     let recording: Vec<ContactId> = state.recordings.keys().copied().collect();
                     let spool_bytes = state.unacked.iter().map(|u| u.message.len() as u64).sum();
+                    let encoded = state.encoded.load(std::sync::atomic::Ordering::Relaxed);
                     self.status(|s| {
                         s.recording.clone_from(&recording);
                         s.unacked = state.unacked.len();
+                        s.frames_encoded = encoded;
                     });
                     let capture_backend = Some(self.source.backend());
                     vec![control(&AgentMessage::Heartbeat { recording, spool_bytes, capture_backend })]
@@ -356,6 +390,7 @@ impl Agent {
                         &state.settings,
                         self.clock,
                         state.output_tx.clone(),
+                        state.encoded.clone(),
                     ) {
                         Ok(pipeline) => pipelines.push(pipeline),
                         Err(error) => {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub struct SyntheticDesktop {
     cancel: CancellationToken,
     running: Option<JoinHandle<()>>,
+    status: Arc<Mutex<Status>>,
 }
 
 impl SyntheticDesktop {
@@ -67,20 +68,21 @@ impl SyntheticDesktop {
         Ok(SyntheticDesktop {
             cancel,
             running: Some(running),
+            status,
         })
     }
 
-    /// Stops the agent and waits for it.
-    pub async fn stop(mut self) {
+    /// What the agent reports of itself (frames sent, waiting for acks, ...).
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Stops the agent and waits for it; returns its last status.
+    pub async fn stop(mut self) -> Status {
         self.cancel.cancel();
         if let Some(running) = self.running.take() {
             let _ = running.await;
         }
-    }
-}
-
-impl Drop for SyntheticDesktop {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+        self.status()
     }
 }

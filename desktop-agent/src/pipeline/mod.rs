@@ -14,7 +14,7 @@ pub mod detect;
 pub mod encode;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use capture_shared::ids::{ContactId, MonitorId};
@@ -158,6 +158,7 @@ impl Pipeline {
         settings: &StreamSettings,
         clock: AgentClock,
         output: mpsc::Sender<Output>,
+        encoded: Arc<AtomicU64>,
     ) -> Result<Pipeline, CaptureError> {
         let controls = Arc::new(Controls::default());
         let (captured_tx, captured_rx) = mpsc::channel(CAPTURED_QUEUE);
@@ -172,7 +173,10 @@ impl Pipeline {
             output.clone(),
         );
         let detect = detect::ChangeDetector::new(settings, controls.clone());
-        let encoder = encode::EncodeStage::new(contact, monitor, settings)?;
+        let encoder = Counted {
+            stage: encode::EncodeStage::new(contact, monitor, settings)?,
+            count: encoded,
+        };
         let name = |stage: &str| format!("capture-{stage}-m{}", monitor.0);
         let spawn = |stage: &str, body: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -219,6 +223,25 @@ pub trait Stage {
     type Out;
     /// Handles one input.
     fn process(&mut self, input: Self::In) -> Option<Self::Out>;
+}
+
+/// A stage whose outputs are counted (the encoder's: frames encoded, sent or not yet).
+struct Counted<S> {
+    stage: S,
+    count: Arc<AtomicU64>,
+}
+
+impl<S: Stage> Stage for Counted<S> {
+    type In = S::In;
+    type Out = S::Out;
+
+    fn process(&mut self, input: S::In) -> Option<S::Out> {
+        let out = self.stage.process(input);
+        if out.is_some() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
 }
 
 /// Runs a stage on the current thread until its input closes or its output is gone.

@@ -190,10 +190,10 @@ impl Duplication {
         // SAFETY: a frame was acquired above.
         let released = unsafe { self.duplication.ReleaseFrame() };
         let changed = copied?;
-        if let Err(e) = released {
-            if e.code() == DXGI_ERROR_ACCESS_LOST {
-                return Err(GrabError::Lost(e.to_string()));
-            }
+        if let Err(e) = released
+            && e.code() == DXGI_ERROR_ACCESS_LOST
+        {
+            return Err(GrabError::Lost(e.to_string()));
         }
         if changed || force {
             Ok(self.hand_out(pool, at))

@@ -5,6 +5,11 @@
 //!   second, caret blinking), scrolls a list every 2 s and switches "windows" every 20 s;
 //! - `agent-static`: a drawn desktop where nothing moves.
 //!
+//! `agent-office-wine` and `agent-static-wine` run the cross-built Windows agent
+//! (`capture-agent.exe`) under Wine on the same display instead: Wine has no Desktop Duplication,
+//! so it captures through GDI. Its figures are Wine's (Wine's GDI over X11, its own heap), not
+//! Windows's. The CPU of the prefix's `wineserver` is reported beside the agent's.
+//!
 //! Phase 1 measures first-frame latency: 20 short calls, each from the alerting webhook's answer
 //! to the first video record on disk in the call buffer. Phase 2 records one contact for
 //! `--seconds` (default 300) and measures the stream's bitrate from the SCN file (access units +
@@ -21,6 +26,7 @@ use capture_shared::scn::{Record, ScnReader, recover};
 use capture_shared::time::{UtcMicros, UtcMillis};
 use capture_tests::server::TestServer;
 use capture_tests::webex::{CallScript, SECRET, post_signed};
+use capture_tests::wine::{Wine, windows_binaries};
 use capture_tests::xvfb::{Painter, Xvfb};
 use serde_json::json;
 use uuid::Uuid;
@@ -37,6 +43,15 @@ pub enum Workload {
     Office,
     /// Nothing moves.
     Static,
+}
+
+/// Which agent binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// The Linux agent, natively.
+    Native,
+    /// The Windows agent under Wine.
+    Wine,
 }
 
 struct Killed(Child);
@@ -139,25 +154,68 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[rank.clamp(1, values.len()) - 1]
 }
 
-/// Runs one of the two benchmarks.
-pub fn run(options: &Options, workload: Workload) -> anyhow::Result<serde_json::Value> {
+/// The process of the Windows program `exe` running under Wine (its command line names it).
+fn wine_process(exe: &str) -> anyhow::Result<u32> {
+    let own = std::process::id();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let program = cmdline.split('\0').next().unwrap_or_default();
+        if pid != own && program.ends_with(exe) {
+            return Ok(pid);
+        }
+    }
+    anyhow::bail!("no process runs {exe}")
+}
+
+/// The `wineserver` process, if one runs.
+fn wineserver() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_string_lossy().parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == "wineserver").then_some(pid)
+    })
+}
+
+/// Runs one of the benchmarks.
+pub fn run(
+    options: &Options,
+    workload: Workload,
+    platform: Platform,
+) -> anyhow::Result<serde_json::Value> {
     let seconds = if options.seconds == 0 {
         300
     } else {
         options.seconds
     };
-    let binary = agent_binary()?;
+    let binary = match platform {
+        Platform::Native => agent_binary()?,
+        Platform::Wine => {
+            let exe = std::env::current_exe()?;
+            let target = exe
+                .parent()
+                .and_then(Path::parent)
+                .context("no target directory")?;
+            windows_binaries(target)?
+                .context("the Windows build is skipped")?
+                .join("capture-agent.exe")
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(binary, seconds, workload))
+    runtime.block_on(run_async(binary, seconds, workload, platform))
 }
 
 async fn run_async(
     binary: PathBuf,
     seconds: u64,
     workload: Workload,
+    platform: Platform,
 ) -> anyhow::Result<serde_json::Value> {
     let xvfb = Xvfb::start(&[(1920, 1080)])?;
     let scratch = tempfile::tempdir()?;
@@ -212,25 +270,52 @@ async fn run_async(
     let server = TestServer::start_with(|config| config.integration.wrap_up_s = 1).await?;
     let ca = server.ca_file();
     let (enrolled, person) = server.enroll_desktop("bench-pc").await?;
+    let wine = match platform {
+        Platform::Native => None,
+        Platform::Wine => {
+            let binaries = binary.parent().context("no binaries directory")?;
+            Some(Wine::start(
+                &xvfb.display,
+                binaries,
+                &["capture-agent.exe"],
+            )?)
+        }
+    };
+    let local = |path: PathBuf| match &wine {
+        Some(_) => PathBuf::from(Wine::windows_path(&path)),
+        None => path,
+    };
     let config = capture_agent::config::AgentConfig {
         server: server.base_url(),
-        ca_file: Some(ca),
+        ca_file: Some(local(ca)),
         agent_id: enrolled.agent_id,
         credential: enrolled.credential,
         source: "screen".into(),
     };
     let config_path = scratch.path().join("agent.toml");
     config.save(&config_path)?;
+    let mut command = match &wine {
+        Some(wine) => wine.command("capture-agent.exe"),
+        None => Command::new(&binary),
+    };
     let agent = Killed(
-        Command::new(&binary)
+        command
             .args(["run", "--log-level", "warn", "--config"])
-            .arg(&config_path)
+            .arg(local(config_path))
             .env("DISPLAY", &xvfb.display)
             .spawn()
             .context("starting capture-agent")?,
     );
-    let pid = agent.0.id();
     wait_connected(&server).await?;
+    let pid = match platform {
+        Platform::Native => agent.0.id(),
+        Platform::Wine => wine_process("capture-agent.exe")?,
+    };
+    let backend =
+        server.api_get("/api/v1/agents").await?["items"][0]["connection"]["capture_backend"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
     eprintln!("agent {pid} connected; phase 1: {FIRST_FRAME_CALLS} calls for first-frame latency");
 
     let url = format!("{}/webhooks/webex", server.base_url());
@@ -273,12 +358,18 @@ async fn run_async(
     let mut call = CallScript::new(person, 999, Uuid::new_v4(), UtcMillis(now));
     let before = scn_files(&buffer);
     let cpu_before = cpu_seconds(pid)?;
+    let server_process = wineserver();
+    let wineserver_before = server_process.map(cpu_seconds).transpose()?;
     let wall = Instant::now();
     post(&mut call, "alerting", now).await?;
     post(&mut call, "connected", now + 1_000).await?;
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let cpu = cpu_seconds(pid)? - cpu_before;
     let wall_s = wall.elapsed().as_secs_f64();
+    let wineserver_cpu = match (server_process, wineserver_before) {
+        (Some(process), Some(before)) => Some(cpu_seconds(process)? - before),
+        _ => None,
+    };
     let rss = peak_rss_mb(pid)?;
     eprintln!("after phase 2: {}", memory_report(pid));
     post(&mut call, "disconnected", UtcMicros::now().to_millis().0).await?;
@@ -322,9 +413,13 @@ async fn run_async(
         eprintln!("export kept at {}", kept.display());
     }
     drop(agent);
+    drop(wine);
     server.stop().await?;
     Ok(json!({
         "workload": if workload == Workload::Office { "office" } else { "static" },
+        "platform": if platform == Platform::Wine { "windows-under-wine" } else { "linux" },
+        "capture_backend": backend,
+        "wineserver_cpu_pct_of_core": wineserver_cpu.map(|cpu| round(cpu / wall_s * 100.0, 2)),
         "seconds": seconds,
         "kbps_mean": round(kbps_mean, 2),
         "kbps_p95": round(percentile(&mut window_kbps, 95.0), 2),

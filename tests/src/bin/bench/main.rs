@@ -20,6 +20,7 @@ scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 M
 webhooks      signed Webex webhooks over loopback TLS at --rate per second (default 1000) for --seconds (default 60)\n  \
 agent-office  the real agent on Xvfb 1920x1080 with a scripted CRM page in chromium, --seconds (default 300)\n  \
 agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)\n  \
+agent-office-wine, agent-static-wine  the same with the Windows agent (capture-agent.exe) under Wine (GDI)\n  \
 backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency\n  \
 stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset\n  \
 search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API\n  \
@@ -66,8 +67,14 @@ fn main() -> anyhow::Result<()> {
         "scn-append" => scn::append(&options)?,
         "scn-recover" => scn::recover(&options)?,
         "webhooks" => webhooks::run(&options)?,
-        "agent-office" => agent::run(&options, agent::Workload::Office)?,
-        "agent-static" => agent::run(&options, agent::Workload::Static)?,
+        "agent-office" => agent::run(&options, agent::Workload::Office, agent::Platform::Native)?,
+        "agent-static" => agent::run(&options, agent::Workload::Static, agent::Platform::Native)?,
+        "agent-office-wine" => {
+            agent::run(&options, agent::Workload::Office, agent::Platform::Wine)?
+        }
+        "agent-static-wine" => {
+            agent::run(&options, agent::Workload::Static, agent::Platform::Wine)?
+        }
         "backfill" => backfill::run(&options)?,
         "stitch" => stitch::run(&options)?,
         "search" => search::run(&options)?,
