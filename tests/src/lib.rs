@@ -8,6 +8,7 @@ pub mod browser;
 pub mod desktop;
 pub mod fake_agent;
 pub mod fake_webex;
+pub mod picture;
 pub mod recordings;
 pub mod replay;
 pub mod scn_samples;

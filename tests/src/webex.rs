@@ -98,3 +98,18 @@ pub async fn post_signed(
         .send()
         .await
 }
+
+/// Posts `call` in `state` at `at` (UTC ms) to `server`'s webhook route, signed as Webex does.
+pub async fn post_call_state(
+    server: &crate::server::TestServer,
+    call: &mut CallScript,
+    state: &str,
+    at: i64,
+) -> anyhow::Result<()> {
+    let url = format!("{}/webhooks/webex", server.base_url());
+    let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
+    post_signed(&server.client()?, &url, SECRET, &body)
+        .await?
+        .error_for_status()?;
+    Ok(())
+}

@@ -12,7 +12,7 @@ use capture_shared::protocol::{
 use capture_shared::time::{AgentMicros, UtcMicros, UtcMillis};
 use capture_tests::fake_agent::{FakeAgent, hello};
 use capture_tests::server::TestServer;
-use capture_tests::webex::{CallScript, SECRET, post_signed};
+use capture_tests::webex::{CallScript, SECRET, post_call_state, post_signed};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -225,24 +225,6 @@ async fn bad_handshakes_and_bad_messages_close_only_their_own_connection() -> an
     server.stop().await
 }
 
-/// Posts one call state for `call`.
-async fn call_state(
-    server: &TestServer,
-    call: &mut CallScript,
-    state: &str,
-    at: i64,
-) -> anyhow::Result<()> {
-    let url = format!("{}/webhooks/webex", server.base_url());
-    post_signed(
-        &server.client()?,
-        &url,
-        SECRET,
-        &serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?,
-    )
-    .await?;
-    Ok(())
-}
-
 /// Receives until a message matches, skipping the others (markers, acks, ...).
 async fn until<T>(
     desktop: &mut FakeAgent,
@@ -265,7 +247,7 @@ async fn ring(
     call: &mut CallScript,
     at: i64,
 ) -> anyhow::Result<(ContactId, std::path::PathBuf)> {
-    call_state(server, call, "alerting", at).await?;
+    post_call_state(server, call, "alerting", at).await?;
     let contact = until(desktop, |m| match m {
         ServerMessage::Start { contact, .. } => Some(*contact),
         _ => None,
@@ -356,13 +338,13 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
 
     // Answered, hung up; the wrap-up timer ends the contact: stop, the agent reports what it
     // sent, and the file is closed.
-    call_state(&server, &mut call, "connected", now + 1_000).await?;
+    post_call_state(&server, &mut call, "connected", now + 1_000).await?;
     until(&mut desktop, |m| {
         (*m == ServerMessage::Keep { contact }).then_some(())
     })
     .await?;
     desktop.send_binary(frame(contact, 5, false)).await?;
-    call_state(&server, &mut call, "disconnected", now + 2_000).await?;
+    post_call_state(&server, &mut call, "disconnected", now + 2_000).await?;
     until(&mut desktop, |m| {
         (*m == ServerMessage::Stop { contact }).then_some(())
     })
@@ -423,7 +405,7 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
     })
     .await?;
     assert!(missed_path.exists());
-    call_state(&server, &mut missed, "disconnected", later + 3_000).await?;
+    post_call_state(&server, &mut missed, "disconnected", later + 3_000).await?;
     until(&mut desktop, |m| {
         (*m == ServerMessage::Discard {
             contact: unanswered,

@@ -15,6 +15,7 @@ use capture_agent::enroll::{EnrollRequest, enroll};
 use capture_shared::ids::{AgentId, ContactId, MonitorId};
 use capture_shared::scn::{Record, recover};
 use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_tests::picture::psnr;
 use capture_tests::server::TestServer;
 use capture_tests::webex::{CallScript, SECRET, post_signed};
 use capture_tests::xvfb::{Painter, Xvfb};
@@ -202,35 +203,6 @@ fn last_picture(units: &[Vec<u8>], width: usize, height: usize) -> anyhow::Resul
     }
     anyhow::ensure!(decoded > 0, "nothing decoded");
     Ok(rgb)
-}
-
-/// PSNR (dB) of the luma-like mean of RGB over a region, decoded vs. captured BGRA.
-fn psnr(
-    decoded_rgb: &[u8],
-    captured_bgra: &[u8],
-    width: usize,
-    region: (usize, usize, usize, usize),
-) -> f64 {
-    let (x0, y0, x1, y1) = region;
-    let mut sum = 0.0;
-    let mut count = 0.0;
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let d = &decoded_rgb[(y * width + x) * 3..][..3];
-            let c = &captured_bgra[(y * width + x) * 4..][..4];
-            for (a, b) in [(d[0], c[2]), (d[1], c[1]), (d[2], c[0])] {
-                let e = f64::from(a) - f64::from(b);
-                sum += e * e;
-                count += 1.0;
-            }
-        }
-    }
-    let mse = sum / count;
-    if mse == 0.0 {
-        99.0
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
 }
 
 /// The capture segments this process created, with their permissions (`/proc/sysvipc/shm`).

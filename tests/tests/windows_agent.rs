@@ -15,8 +15,9 @@ use capture_agent::capture::screen::Screen;
 use capture_shared::ids::{ContactId, MonitorId};
 use capture_shared::scn::{ClockAnchor, Record, recover};
 use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_tests::picture::psnr;
 use capture_tests::server::TestServer;
-use capture_tests::webex::{CallScript, SECRET, post_signed};
+use capture_tests::webex::{CallScript, post_call_state};
 use capture_tests::wine::{Wine, windows_binaries};
 use capture_tests::xvfb::Xvfb;
 use uuid::Uuid;
@@ -62,18 +63,6 @@ async fn agent_entry(
         .cloned())
 }
 
-async fn call(
-    server: &TestServer,
-    call: &mut CallScript,
-    state: &str,
-    at: i64,
-) -> anyhow::Result<()> {
-    let url = format!("{}/webhooks/webex", server.base_url());
-    let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
-    post_signed(&server.client()?, &url, SECRET, &body).await?;
-    Ok(())
-}
-
 /// The colour at `(x, y)` of a decoded RGB picture.
 fn pixel(rgb: &[u8], (x, y): (u32, u32)) -> [u8; 3] {
     let at = (y * WIDTH + x) as usize * 3;
@@ -85,28 +74,6 @@ fn near(actual: [u8; 3], expected: [u8; 3]) -> bool {
         .iter()
         .zip(expected)
         .all(|(a, e)| (i16::from(*a) - i16::from(e)).abs() <= 40)
-}
-
-/// PSNR (dB) of a decoded RGB region against a captured BGRA image.
-fn psnr(rgb: &[u8], bgra: &[u8], (x0, y0, x1, y1): (u32, u32, u32, u32)) -> f64 {
-    let (mut sum, mut count) = (0.0, 0.0);
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let d = &rgb[(y * WIDTH + x) as usize * 3..][..3];
-            let c = &bgra[(y * WIDTH + x) as usize * 4..][..4];
-            for (a, b) in [(d[0], c[2]), (d[1], c[1]), (d[2], c[0])] {
-                let e = f64::from(a) - f64::from(b);
-                sum += e * e;
-                count += 1.0;
-            }
-        }
-    }
-    let mse = sum / count;
-    if mse == 0.0 {
-        99.0
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
 }
 
 /// Capture time on the server's clock, by the file's best clock measurement.
@@ -218,7 +185,7 @@ async fn the_windows_agent_records_a_call_under_wine() -> anyhow::Result<()> {
     // A call: Ringing starts the recording.
     let now = UtcMicros::now().to_millis().0;
     let mut script = CallScript::new(person, 1, Uuid::new_v4(), UtcMillis(now));
-    call(&server, &mut script, "alerting", now).await?;
+    post_call_state(&server, &mut script, "alerting", now).await?;
     let recording = wait_until("the first frames", Duration::from_secs(30), async || {
         agent_entry(&server, &agent_id)
             .await
@@ -230,7 +197,7 @@ async fn the_windows_agent_records_a_call_under_wine() -> anyhow::Result<()> {
             .as_str()
             .unwrap_or_default(),
     )?);
-    call(&server, &mut script, "connected", now + 1_000).await?;
+    post_call_state(&server, &mut script, "connected", now + 1_000).await?;
 
     // A still desktop: after the first picture, 6 s (past the capture's 5 s safety read) bring
     // no frame, only heartbeats.
@@ -268,7 +235,7 @@ async fn the_windows_agent_records_a_call_under_wine() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // Hung up: the file is closed after the wrap-up.
-    call(&server, &mut script, "disconnected", now + 2_000).await?;
+    post_call_state(&server, &mut script, "disconnected", now + 2_000).await?;
     let path = server
         .data_dir
         .path()
@@ -342,7 +309,7 @@ async fn the_windows_agent_records_a_call_under_wine() -> anyhow::Result<()> {
         "the change showed {delay_us} µs after it was painted"
     );
     // The last picture's text is as legible as the X server shows it.
-    let quality = psnr(&rgb, &reference.bgra, (660, 400, 1270, 490));
+    let quality = psnr(&rgb, &reference.bgra, WIDTH as usize, (660, 400, 1270, 490));
     assert!(quality >= 35.0, "text region PSNR {quality:.1} dB");
 
     // The export plays.

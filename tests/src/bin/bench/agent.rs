@@ -176,7 +176,7 @@ fn wineserver() -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.find_map(|entry| {
         let pid: u32 = entry.ok()?.file_name().to_string_lossy().parse().ok()?;
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        (comm.trim() == "wineserver").then_some(pid)
+        comm.trim().starts_with("wineserver").then_some(pid)
     })
 }
 
