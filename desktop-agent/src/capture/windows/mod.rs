@@ -147,7 +147,7 @@ impl ScreenSource for Screen {
         Ok(Box::new(WindowsCapture {
             screen: self.clone(),
             output,
-            inner,
+            inner: Some(inner),
             losses: Vec::new(),
             pool: Arc::new(ImagePool::default()),
         }))
@@ -187,10 +187,37 @@ enum Inner {
 struct WindowsCapture {
     screen: Screen,
     output: Output,
-    inner: Inner,
-    /// When the duplication was lost recently (a storm sends the capture to GDI).
+    /// `None` after a duplication was lost: made again at the next grab.
+    inner: Option<Inner>,
+    /// When the duplication was lost (or could not be made again) recently: a storm sends the
+    /// capture to GDI.
     losses: Vec<Instant>,
     pool: Arc<ImagePool>,
+}
+
+impl WindowsCapture {
+    /// Counts a loss; whether they now make a storm.
+    fn lost(&mut self) -> bool {
+        let now = Instant::now();
+        self.losses.retain(|t| now.duration_since(*t) < LOSS_WINDOW);
+        self.losses.push(now);
+        self.losses.len() >= MAX_LOSSES
+    }
+
+    /// The backend after a loss: Desktop Duplication again, or GDI after a storm.
+    fn reopen(&mut self) -> Result<Inner, CaptureError> {
+        if self.screen.current() == Some(Backend::Gdi) || self.losses.len() >= MAX_LOSSES {
+            return Ok(Inner::Gdi(gdi::Capture::open(&self.output)?));
+        }
+        dxgi::Duplication::open(&self.output)
+            .map(Inner::Dxgi)
+            .inspect_err(|_| {
+                if self.lost() {
+                    tracing::warn!(monitor = %self.output.info.id, "desktop duplication cannot be made again: capturing with GDI");
+                    self.screen.set(Backend::Gdi);
+                }
+            })
+    }
 }
 
 impl MonitorCapture for WindowsCapture {
@@ -200,27 +227,26 @@ impl MonitorCapture for WindowsCapture {
         {
             return Err(CaptureError::Interrupted(interruption));
         }
-        let result = match &mut self.inner {
+        let inner = match self.inner.take() {
+            Some(inner) => inner,
+            None => self.reopen()?,
+        };
+        let inner = self.inner.insert(inner);
+        let result = match inner {
             Inner::Dxgi(duplication) => duplication.grab(force, &self.pool),
             Inner::Gdi(capture) => capture.grab(force, &self.pool),
         };
         match result {
             Err(GrabError::Lost(reason)) => {
                 // Mode changes, full-screen applications and desktop switches lose the
-                // duplication: open it again, unless it keeps happening.
-                let now = Instant::now();
-                self.losses.retain(|t| now.duration_since(*t) < LOSS_WINDOW);
-                self.losses.push(now);
-                if self.losses.len() >= MAX_LOSSES {
+                // duplication. It is released before another is made (at the next grab), and a
+                // storm of losses sends this monitor to GDI.
+                self.inner = None;
+                if self.lost() {
                     tracing::warn!(monitor = %self.output.info.id, reason, "desktop duplication keeps being lost: capturing with GDI");
-                    self.inner = Inner::Gdi(gdi::Capture::open(&self.output)?);
                     self.screen.set(Backend::Gdi);
                 } else {
-                    tracing::info!(monitor = %self.output.info.id, reason, "desktop duplication lost; reopening");
-                    self.inner = Inner::Dxgi(
-                        dxgi::Duplication::open(&self.output)
-                            .map_err(|e| CaptureError::Io(std::io::Error::other(e.to_string())))?,
-                    );
+                    tracing::info!(monitor = %self.output.info.id, reason, "desktop duplication lost; making it again");
                 }
                 Ok(None)
             }
