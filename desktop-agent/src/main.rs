@@ -39,9 +39,11 @@ enum Command {
         /// The recorder, https://host[:port].
         #[arg(long)]
         server: String,
-        /// The organisation's enrolment token.
-        #[arg(long, env = "CAPTURE_AGENT_ENROLMENT_TOKEN", hide_env_values = true)]
-        token: String,
+        /// A file holding the enrolment token; without it the token is read from the
+        /// `CAPTURE_AGENT_ENROLMENT_TOKEN` variable. Never on the command line, where every user
+        /// of the machine can read it.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
         /// An extra CA certificate (PEM) to trust for the recorder.
         #[arg(long)]
         ca_file: Option<PathBuf>,
@@ -76,6 +78,22 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The enrolment token from `file`, else from `CAPTURE_AGENT_ENROLMENT_TOKEN`.
+fn enrolment_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let token = match file {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading the enrolment token from {}", file.display()))?,
+        None => std::env::var("CAPTURE_AGENT_ENROLMENT_TOKEN").map_err(|_| {
+            anyhow::anyhow!(
+                "no enrolment token: pass --token-file FILE or set CAPTURE_AGENT_ENROLMENT_TOKEN"
+            )
+        })?,
+    };
+    let token = token.trim().to_owned();
+    anyhow::ensure!(!token.is_empty(), "the enrolment token is empty");
+    Ok(token)
+}
+
 fn identity(config: &AgentConfig) -> Identity {
     Identity {
         agent_id: config.agent_id,
@@ -90,12 +108,13 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Enroll {
             server,
-            token,
+            token_file,
             ca_file,
             email,
             source,
         } => {
             capture_agent::source(&source).map_err(anyhow::Error::msg)?;
+            let token = enrolment_token(token_file.as_deref())?;
             let (user, host) = (os_user(), machine());
             let enrolled = enroll(
                 &server,

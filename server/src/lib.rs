@@ -315,6 +315,12 @@ pub async fn run_with(
     if generated {
         tracing::info!(file = %enrolment_path.display(), "generated the agents' enrolment token");
     }
+    store
+        .register_default_enrolment_token(
+            &Sha256::digest(enrolment.trim().as_bytes()).into(),
+            parts.clock.now_ms(),
+        )
+        .await?;
 
     ensure_first_admin(&store, &settings.replay, &parts.clock).await?;
 
@@ -408,7 +414,6 @@ pub async fn run_with(
         directory_changed,
         connections: connections.clone(),
         buffer: buffer.clone(),
-        enrolment_sha256: Arc::new(Sha256::digest(enrolment.as_bytes()).into()),
         adapter_configured,
         recordings_wake,
         backfill_requested,

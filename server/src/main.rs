@@ -37,6 +37,9 @@ enum Command {
     /// The agent directory.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Enrolment tokens: what installers carry to enrol desktops (`create`, `list`, `revoke`).
+    #[command(subcommand)]
+    Enrolment(EnrolmentCommand),
     /// Users of the replay page.
     #[command(subcommand)]
     User(UserCommand),
@@ -97,6 +100,39 @@ enum AgentCommand {
         /// The person's email.
         #[arg(long)]
         email: Option<String>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EnrolmentCommand {
+    /// Create an enrolment token; prints it (shown once) with its id as JSON.
+    Create {
+        /// What it is for ("floor 3 rollout").
+        #[arg(long)]
+        label: String,
+        /// Hours until it stops working (default: never).
+        #[arg(long)]
+        expires_in_hours: Option<u32>,
+        /// How many desktops it may enrol (default: any number).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the enrolment tokens (never the tokens themselves) as JSON lines.
+    List {
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke an enrolment token by its id: it enrols nothing from now on.
+    Revoke {
+        /// The token's id (from `create` or `list`).
+        id: String,
         /// Data directory (overrides `data_dir`).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -193,6 +229,9 @@ fn main() -> ExitCode {
         }
         Some(Command::User(command)) => {
             return report(user_command(cli.config.as_deref(), command));
+        }
+        Some(Command::Enrolment(command)) => {
+            return report(enrolment_command(cli.config.as_deref(), command));
         }
         Some(Command::Audit(AuditCommand::Verify { data_dir })) => {
             return match audit_verify(cli.config.as_deref(), data_dir) {
@@ -319,6 +358,67 @@ fn open_store(
     std::fs::create_dir_all(&settings.data_dir)?;
     let store = runtime.block_on(capture_server::store::Store::open(&settings.data_dir))?;
     Ok((runtime, store))
+}
+
+fn enrolment_command(
+    config: Option<&std::path::Path>,
+    command: EnrolmentCommand,
+) -> anyhow::Result<()> {
+    let now = capture_server::clock::Clock::system().now_ms();
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    let data_dir = match &command {
+        EnrolmentCommand::Create { data_dir, .. }
+        | EnrolmentCommand::List { data_dir }
+        | EnrolmentCommand::Revoke { data_dir, .. } => data_dir.clone(),
+    };
+    let settings = settings(config, data_dir)?;
+    let (runtime, store) = open_store(&settings)?;
+    let result = runtime.block_on(async {
+        match command {
+            EnrolmentCommand::Create {
+                label,
+                expires_in_hours,
+                uses,
+                ..
+            } => {
+                let label = label.trim();
+                anyhow::ensure!(
+                    !label.is_empty() && label.len() <= capture_server::api::MAX_TOKEN_LABEL,
+                    "--label: 1 to {} bytes",
+                    capture_server::api::MAX_TOKEN_LABEL
+                );
+                anyhow::ensure!(
+                    expires_in_hours != Some(0) && uses != Some(0),
+                    "--expires-in-hours and --uses are at least 1 (leave them out for no limit)"
+                );
+                let expires_at_ms = expires_in_hours.map(|h| now + i64::from(h) * 3_600_000);
+                let (created, token) = store
+                    .create_enrolment_token(label, expires_at_ms, uses.map(i64::from), &actor, now)
+                    .await?;
+                let mut json = serde_json::to_value(&created)?;
+                json["token"] = serde_json::json!(token);
+                println!("{json}");
+            }
+            EnrolmentCommand::List { .. } => {
+                for token in store.enrolment_tokens().await? {
+                    println!("{}", serde_json::to_string(&token)?);
+                }
+            }
+            EnrolmentCommand::Revoke { id, .. } => {
+                anyhow::ensure!(
+                    store.revoke_enrolment_token(&id, &actor, now).await?,
+                    "no enrolment token {id} (see `capture-server enrolment list`)"
+                );
+                println!("{}", serde_json::json!({ "id": id, "revoked": true }));
+            }
+        }
+        Ok(())
+    });
+    runtime.block_on(store.close());
+    result
 }
 
 fn user_command(config: Option<&std::path::Path>, command: UserCommand) -> anyhow::Result<()> {

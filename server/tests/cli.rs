@@ -143,3 +143,92 @@ fn with_no_configuration_it_starts_and_stops_on_sigterm_within_its_deadline() {
         "{lines:#?}"
     );
 }
+
+/// Runs the binary to its end; (exit code, stdout, stderr).
+fn run_output(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(BINARY)
+        .current_dir(dir)
+        .args(args)
+        .env_remove("CAPTURE_CONFIG")
+        .output()
+        .expect("run capture-server");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn enrolment_tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let (code, out, err) = run_output(
+        dir.path(),
+        &[
+            "enrolment",
+            "create",
+            "--label",
+            "floor 3",
+            "--uses",
+            "250",
+            "--expires-in-hours",
+            "72",
+            "--data-dir",
+            data,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let created: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(created["token"].as_str().map(str::len), Some(64), "{out}");
+    assert_eq!(created["max_uses"], 250);
+    assert!(created["expires_at_ms"].as_i64() > created["created_at_ms"].as_i64());
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    let (code, out, err) = run_output(dir.path(), &["enrolment", "list", "--data-dir", data]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id) && out.contains("floor 3"), "{out}");
+    assert!(
+        !out.contains(created["token"].as_str().expect("token")),
+        "a token is never listed"
+    );
+
+    let (code, out, err) = run_output(
+        dir.path(),
+        &["enrolment", "revoke", &id, "--data-dir", data],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"revoked\":true"), "{out}");
+    let (_, out, _) = run_output(dir.path(), &["enrolment", "list", "--data-dir", data]);
+    let listed: serde_json::Value =
+        serde_json::from_str(out.lines().next().expect("a line")).expect("JSON");
+    assert!(listed["revoked_at_ms"].is_i64(), "{out}");
+    assert!(
+        listed["revoked_by"]
+            .as_str()
+            .is_some_and(|by| by.starts_with("cli:"))
+    );
+
+    let (code, _, err) = run_output(
+        dir.path(),
+        &["enrolment", "revoke", "nope", "--data-dir", data],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no enrolment token nope"), "{err}");
+    let (code, _, err) = run_output(
+        dir.path(),
+        &[
+            "enrolment",
+            "create",
+            "--label",
+            "x",
+            "--uses",
+            "0",
+            "--data-dir",
+            data,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("at least 1"), "{err}");
+}

@@ -4,6 +4,7 @@
 //! access (`crate::replay::auth::Access`). Errors map here, in one place, to a status and a
 //! stable machine-readable `code`.
 
+pub(crate) mod enrolment;
 pub(crate) mod interactions;
 
 use std::sync::Arc;
@@ -17,13 +18,14 @@ use axum::{Json, Router};
 use capture_shared::ids;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use crate::clock::Clock;
 use crate::store::{ContactFilter, NewAgent, Store, StoreError};
 
 /// The token file inside the data directory.
 pub const API_TOKEN_FILE: &str = "api-token";
+
+pub use enrolment::MAX_LABEL as MAX_TOKEN_LABEL;
 
 /// Largest page of the contact list.
 pub const MAX_PAGE: i64 = 500;
@@ -43,8 +45,6 @@ pub struct ApiState {
     pub buffer: Arc<crate::recorder::CallBuffer>,
     /// Connected agents.
     pub connections: Arc<crate::recorder::Connections>,
-    /// SHA-256 of the organisation's enrolment token (`<data_dir>/enrolment-token`).
-    pub enrolment_sha256: Arc<[u8; 32]>,
     /// Whether Webex credentials are configured (the adapter runs).
     pub adapter_configured: bool,
     /// Wakes the adapter's workers (a parked recording retried).
@@ -124,6 +124,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts/{id}", get(get_contact))
         .route("/api/v1/agents", get(list_agents).post(add_agent))
         .route("/api/v1/agents/{id}", axum::routing::patch(map_agent))
+        .merge(enrolment::admin_routes())
         .merge(interactions::admin_routes())
         .merge(crate::replay::admin_routes());
     let authenticated = Router::new()
@@ -143,7 +144,7 @@ pub fn router(state: ApiState) -> Router {
         ));
     authenticated
         .merge(crate::replay::public_routes())
-        .route("/agent/v1/enroll", post(enroll_agent))
+        .route("/agent/v1/enroll", post(enrolment::enroll_agent))
         .fallback(not_found)
         .with_state(state)
 }
@@ -156,70 +157,6 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         format!("no route {}", uri.path()),
     )
     .into_response()
-}
-
-/// Body of `POST /agent/v1/enroll`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Enroll {
-    token: String,
-    machine: String,
-    os_user: String,
-    email: Option<String>,
-}
-
-/// Enrols a desktop with the organisation's token: a new agent entry and its credential.
-#[utoipa::path(post, path = "/agent/v1/enroll", tag = "agents",
-    responses((status = 201, description = "`{agent_id, credential}`"), (status = 401, description = "Wrong enrolment token (`bad_enrolment_token`)")))]
-pub(crate) async fn enroll_agent(
-    State(state): State<ApiState>,
-    body: Result<Json<Enroll>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
-    // Digests are compared, so timing reveals nothing about the token.
-    if Sha256::digest(body.token.trim().as_bytes()).as_slice() != state.enrolment_sha256.as_slice()
-    {
-        tracing::warn!(
-            machine = body.machine,
-            "enrolment with a wrong token refused"
-        );
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_enrolment_token",
-            "the enrolment token is not valid",
-        ));
-    }
-    let name = format!("{}@{}", body.os_user.trim(), body.machine.trim());
-    // A desktop may enrol before its Webex email is known (a shared PC, an installer without the
-    // property): it connects, and records once its person is mapped.
-    let agent = match body.email.as_deref() {
-        Some(email) => new_agent(&name, None, Some(email)),
-        None => new_agent(&name, None, Some("unknown@invalid")).map(|mut agent| {
-            agent.email = None;
-            agent
-        }),
-    }
-    .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
-    let now = state.clock.now_ms();
-    let (entry, credential) = state.store.add_agent(&agent, now).await?;
-    state
-        .store
-        .audit(
-            now,
-            "enrolment",
-            "enrol_agent",
-            &entry.id.to_string(),
-            Some(&name),
-        )
-        .await?;
-    state.directory_changed.notify_one();
-    tracing::info!(agent = %entry.id, name, "agent enrolled");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "agent_id": entry.id, "credential": credential })),
-    )
-        .into_response())
 }
 
 /// Query of `GET /api/v1/contacts`.

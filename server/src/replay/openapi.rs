@@ -26,7 +26,8 @@ use crate::replay::{self, auth, media};
         api::interactions::set_legal_hold, replay::list_audit, replay::verify_audit,
         replay::list_users, replay::add_user, replay::update_user,
         api::list_contacts, api::get_contact, api::list_agents, api::add_agent, api::map_agent,
-        api::enroll_agent,
+        api::enrolment::enroll_agent, api::enrolment::create_enrolment_token,
+        api::enrolment::list_enrolment_tokens, api::enrolment::revoke_enrolment_token,
         api::interactions::list_recordings, api::interactions::get_recording,
         api::interactions::retry_recording, api::interactions::adapter_status,
         api::interactions::start_backfill,
@@ -39,7 +40,7 @@ use crate::replay::{self, auth, media};
         (name = "audit", description = "The audit log and legal holds (auditor)"),
         (name = "users", description = "Users and roles (admin)"),
         (name = "administration", description = "Agents, contacts, the recording adapter (admin)"),
-        (name = "agents", description = "Desktop enrolment (the organisation's enrolment token)"),
+        (name = "agents", description = "Desktop enrolment (an enrolment token)"),
     )
 )]
 pub struct ApiDoc;

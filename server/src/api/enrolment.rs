@@ -1,0 +1,201 @@
+//! Enrolment: desktops trade an enrolment token for their own agent id and credential
+//! (`POST /agent/v1/enroll`); administrators create tokens with an expiry and a use count, list
+//! and revoke them (`/api/v1/enrolment-tokens`, or `capture-server enrolment ...`), with effect
+//! on the next enrolment, without a restart.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use super::{ApiError, ApiState, new_agent};
+use crate::replay::auth::Caller;
+
+/// Longest label of a token.
+pub const MAX_LABEL: usize = 200;
+
+/// The administrators' routes.
+pub(crate) fn admin_routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/api/v1/enrolment-tokens",
+            get(list_enrolment_tokens).post(create_enrolment_token),
+        )
+        .route(
+            "/api/v1/enrolment-tokens/{id}/revoke",
+            post(revoke_enrolment_token),
+        )
+}
+
+/// Body of `POST /agent/v1/enroll`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Enroll {
+    token: String,
+    machine: String,
+    os_user: String,
+    email: Option<String>,
+}
+
+/// Enrols a desktop with an enrolment token: a new agent entry and its credential. The token is
+/// used once, if it is known, not revoked, not expired and not used up; otherwise the refusal
+/// names which.
+#[utoipa::path(post, path = "/agent/v1/enroll", tag = "agents",
+    responses((status = 201, description = "`{agent_id, credential}`"),
+        (status = 401, description = "Unknown token (`bad_enrolment_token`)"),
+        (status = 403, description = "`enrolment_token_revoked`, `enrolment_token_expired` or `enrolment_token_used_up`")))]
+pub(crate) async fn enroll_agent(
+    State(state): State<ApiState>,
+    body: Result<Json<Enroll>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    let name = format!("{}@{}", body.os_user.trim(), body.machine.trim());
+    // A desktop may enrol before its Webex email is known (a shared PC, an installer without the
+    // property): it connects, and records once its person is mapped.
+    let agent = match body.email.as_deref() {
+        Some(email) => new_agent(&name, None, Some(email)),
+        None => new_agent(&name, None, Some("unknown@invalid")).map(|mut agent| {
+            agent.email = None;
+            agent
+        }),
+    }
+    .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
+    let now = state.clock.now_ms();
+    // Only digests are looked up, so timing reveals nothing about other tokens.
+    let sha256: [u8; 32] = Sha256::digest(body.token.trim().as_bytes()).into();
+    let token = match state.store.use_enrolment_token(&sha256, now).await? {
+        Ok(token) => token,
+        Err(refusal) => {
+            tracing::warn!(
+                machine = body.machine,
+                reason = refusal.code(),
+                "enrolment refused"
+            );
+            let status = match refusal {
+                crate::store::TokenRefusal::Unknown => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::FORBIDDEN,
+            };
+            return Err(ApiError::new(status, refusal.code(), refusal.message()));
+        }
+    };
+    let (entry, credential) = state.store.add_agent(&agent, now).await?;
+    state
+        .store
+        .audit(
+            now,
+            "enrolment",
+            "enrol_agent",
+            &entry.id.to_string(),
+            Some(&format!("{name} with enrolment token {token}")),
+        )
+        .await?;
+    state.directory_changed.notify_one();
+    tracing::info!(agent = %entry.id, name, token, "agent enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "agent_id": entry.id, "credential": credential })),
+    )
+        .into_response())
+}
+
+/// Body of `POST /api/v1/enrolment-tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewToken {
+    label: String,
+    /// Seconds from now until it stops working (absent: never).
+    expires_in_s: Option<u64>,
+    /// How many desktops it may enrol (absent: any number).
+    max_uses: Option<u32>,
+}
+
+/// Creates an enrolment token; the token is in this answer only.
+#[utoipa::path(post, path = "/api/v1/enrolment-tokens", tag = "administration",
+    responses((status = 201, description = "The token as listed, and `token` (shown once)"),
+        (status = 400, description = "Bad label, expiry or use count")))]
+pub(crate) async fn create_enrolment_token(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    let label = body.label.trim();
+    if label.is_empty() || label.len() > MAX_LABEL {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("label: 1 to {MAX_LABEL} bytes"),
+        ));
+    }
+    if body.expires_in_s == Some(0) || body.max_uses == Some(0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "expires_in_s and max_uses are at least 1 (leave them out for no limit)",
+        ));
+    }
+    let now = state.clock.now_ms();
+    let expires_at_ms = body
+        .expires_in_s
+        .map(|s| now.saturating_add(i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)));
+    let (created, token) = state
+        .store
+        .create_enrolment_token(
+            label,
+            expires_at_ms,
+            body.max_uses.map(i64::from),
+            &caller.actor,
+            now,
+        )
+        .await?;
+    tracing::info!(
+        id = created.id,
+        actor = caller.actor,
+        "enrolment token created"
+    );
+    let mut answer = json!(created);
+    answer["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// Every enrolment token (never the tokens themselves), with its uses and state.
+#[utoipa::path(get, path = "/api/v1/enrolment-tokens", tag = "administration",
+    responses((status = 200, description = "`{items: [token]}`")))]
+pub(crate) async fn list_enrolment_tokens(
+    State(state): State<ApiState>,
+) -> Result<Response, ApiError> {
+    let items = state.store.enrolment_tokens().await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// Revokes an enrolment token: it enrols nothing from now on (desktops it enrolled keep
+/// their credentials).
+#[utoipa::path(post, path = "/api/v1/enrolment-tokens/{id}/revoke", tag = "administration",
+    params(("id" = String, Path, description = "The token's id")),
+    responses((status = 200, description = "Revoked"), (status = 404, description = "No such token")))]
+pub(crate) async fn revoke_enrolment_token(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now_ms();
+    if !state
+        .store
+        .revoke_enrolment_token(&id, &caller.actor, now)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no enrolment token {id}"),
+        ));
+    }
+    tracing::info!(id, actor = caller.actor, "enrolment token revoked");
+    Ok(Json(json!({ "id": id, "revoked": true })).into_response())
+}

@@ -1,0 +1,171 @@
+//! Enrolment tokens an administrator controls: created with an expiry and a use count, listed,
+//! revoked, each effective at the next enrolment without a restart; a used-up, expired, revoked
+//! or unknown token is refused with its reason, and nothing is enrolled.
+
+use capture_agent::enroll::{EnrollError, EnrollRequest, Enrolled, enroll};
+use capture_tests::server::TestServer;
+use serde_json::{Value, json};
+
+async fn enrol(server: &TestServer, token: &str) -> Result<Enrolled, EnrollError> {
+    enroll(
+        &server.base_url(),
+        Some(&server.ca_file()),
+        &EnrollRequest {
+            token,
+            machine: "pc-42",
+            os_user: "agent7",
+            email: None,
+        },
+    )
+    .await
+}
+
+/// The refusal's status and `code`.
+fn refusal(result: Result<Enrolled, EnrollError>) -> (u16, String) {
+    match result {
+        Err(EnrollError::Refused { status, body }) => {
+            let body: Value = serde_json::from_str(&body).unwrap_or_default();
+            (status, body["code"].as_str().unwrap_or_default().to_owned())
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn create(server: &TestServer, body: Value) -> anyhow::Result<Value> {
+    Ok(server
+        .client()?
+        .post(format!("{}/api/v1/enrolment-tokens", server.base_url()))
+        .bearer_auth(server.api_token()?)
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+async fn revoke(server: &TestServer, id: &str) -> anyhow::Result<reqwest::StatusCode> {
+    Ok(server
+        .client()?
+        .post(format!(
+            "{}/api/v1/enrolment-tokens/{id}/revoke",
+            server.base_url()
+        ))
+        .bearer_auth(server.api_token()?)
+        .send()
+        .await?
+        .status())
+}
+
+async fn agents(server: &TestServer) -> anyhow::Result<usize> {
+    let agents = server.api_get("/api/v1/agents").await?;
+    Ok(agents["items"].as_array().map_or(0, Vec::len))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_enrol_within_their_limits_and_are_refused_with_their_reason() -> anyhow::Result<()>
+{
+    let server = TestServer::start().await?;
+
+    // One use: the first desktop enrols, the second is refused.
+    let once = create(&server, json!({ "label": "pc-42 only", "max_uses": 1 })).await?;
+    let token = once["token"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(token.len(), 64, "{once}");
+    enrol(&server, &token).await?;
+    assert_eq!(
+        refusal(enrol(&server, &token).await),
+        (403, "enrolment_token_used_up".into())
+    );
+
+    // An expiry: refused once past it.
+    let brief = create(&server, json!({ "label": "brief", "expires_in_s": 1 })).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(
+        refusal(enrol(&server, brief["token"].as_str().unwrap_or_default()).await),
+        (403, "enrolment_token_expired".into())
+    );
+
+    // Revoked: refused at the next enrolment; so is the generated default token once revoked.
+    let open = create(&server, json!({ "label": "floor 3" })).await?;
+    let open_token = open["token"].as_str().unwrap_or_default().to_owned();
+    enrol(&server, &open_token).await?;
+    let id = open["id"].as_str().unwrap_or_default();
+    assert_eq!(revoke(&server, id).await?, 200);
+    assert_eq!(
+        refusal(enrol(&server, &open_token).await),
+        (403, "enrolment_token_revoked".into())
+    );
+    let default = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
+    enrol(&server, default.trim()).await?;
+    assert_eq!(revoke(&server, "default").await?, 200);
+    assert_eq!(
+        refusal(enrol(&server, default.trim()).await),
+        (403, "enrolment_token_revoked".into())
+    );
+    assert_eq!(revoke(&server, "no-such-token").await?, 404);
+    assert_eq!(
+        refusal(enrol(&server, "not-a-token").await),
+        (401, "bad_enrolment_token".into())
+    );
+    assert_eq!(
+        agents(&server).await?,
+        3,
+        "only the enrolments that were allowed"
+    );
+
+    // Bad limits are refused.
+    let zero = server
+        .client()?
+        .post(format!("{}/api/v1/enrolment-tokens", server.base_url()))
+        .bearer_auth(server.api_token()?)
+        .json(&json!({ "label": "x", "max_uses": 0 }))
+        .send()
+        .await?;
+    assert_eq!(zero.status(), 400);
+
+    // The list: uses and states, never the tokens.
+    let list = server.api_get("/api/v1/enrolment-tokens").await?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 4, "{list}");
+    assert!(
+        !list.to_string().contains(&token),
+        "a token is never listed"
+    );
+    let find = |id: &str| {
+        items
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let once = find(once["id"].as_str().unwrap_or_default());
+    assert_eq!(
+        (once["uses"].as_i64(), once["max_uses"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(once["created_by"], "api-token");
+    assert!(find(id)["revoked_at_ms"].is_i64());
+    assert_eq!(find("default")["uses"], 1);
+
+    // Each creation and revocation is audited with who did it.
+    let audit = server.api_get("/api/v1/audit?limit=100").await?;
+    let actions: Vec<(String, String)> = audit["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["actor"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for action in ["create_enrolment_token", "revoke_enrolment_token"] {
+        assert!(
+            actions.contains(&(action.into(), "api-token".into())),
+            "{action}: {audit}"
+        );
+    }
+    server.stop().await
+}
