@@ -169,3 +169,89 @@ async fn tokens_enrol_within_their_limits_and_are_refused_with_their_reason() ->
     }
     server.stop().await
 }
+
+async fn post_admin(server: &TestServer, path: &str) -> anyhow::Result<(u16, Value)> {
+    let response = server
+        .client()?
+        .post(format!("{}{path}", server.base_url()))
+        .bearer_auth(server.api_token()?)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_agent_is_closed_at_once_and_a_rotated_one_connects_with_its_new_credential()
+-> anyhow::Result<()> {
+    use capture_shared::protocol::{RefusalCode, ServerMessage};
+    use capture_tests::fake_agent::{FakeAgent, hello};
+    use std::time::{Duration, Instant};
+
+    let server = TestServer::start().await?;
+    let (port, ca) = (server.addr.port(), server.ca_file());
+    let default = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
+    let enrolled = enrol(&server, default.trim()).await?;
+    let id = enrolled.agent_id;
+    let (mut desktop, welcome) =
+        FakeAgent::connect(port, &ca, &hello(id, &enrolled.credential)).await?;
+    assert!(matches!(welcome, ServerMessage::Welcome(_)), "{welcome:?}");
+
+    // Revoked: the open connection gets `bad_credential` and is closed within a second.
+    let revoked_at = Instant::now();
+    let (status, body) = post_admin(&server, &format!("/api/v1/agents/{id}/revoke")).await?;
+    assert_eq!(
+        (status, body["disconnected"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let refusal = desktop.recv(Duration::from_secs(1)).await?;
+    assert!(
+        matches!(&refusal, ServerMessage::Refused(r) if r.code == RefusalCode::BadCredential),
+        "{refusal:?}"
+    );
+    desktop.closed(Duration::from_secs(1)).await?;
+    assert!(revoked_at.elapsed() < Duration::from_secs(1));
+    let agents = server.api_get("/api/v1/agents").await?;
+    assert_eq!(agents["items"][0]["connected"], false, "{agents}");
+    assert!(
+        agents["items"][0]["credential_revoked_at_ms"].is_i64(),
+        "{agents}"
+    );
+
+    // It cannot come back with that credential.
+    let (_, again) = FakeAgent::connect(port, &ca, &hello(id, &enrolled.credential)).await?;
+    assert!(
+        matches!(&again, ServerMessage::Refused(r) if r.code == RefusalCode::BadCredential),
+        "{again:?}"
+    );
+
+    // Rotated: the new credential connects, the old one stays refused.
+    let (status, body) = post_admin(&server, &format!("/api/v1/agents/{id}/rotate")).await?;
+    assert_eq!(status, 200, "{body}");
+    let credential = body["credential"].as_str().unwrap_or_default().to_owned();
+    assert_ne!(credential, enrolled.credential);
+    let (_, welcome) = FakeAgent::connect(port, &ca, &hello(id, &credential)).await?;
+    assert!(matches!(welcome, ServerMessage::Welcome(_)), "{welcome:?}");
+    let agents = server.api_get("/api/v1/agents").await?;
+    assert!(
+        agents["items"][0]["credential_revoked_at_ms"].is_null(),
+        "{agents}"
+    );
+    let (status, _) = post_admin(&server, "/api/v1/agents/not-an-agent/revoke").await?;
+    assert_eq!(status, 404);
+
+    let audit = server
+        .api_get(&format!("/api/v1/audit?subject={id}"))
+        .await?;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        actions.contains(&"revoke_agent_credential")
+            && actions.contains(&"rotate_agent_credential"),
+        "{audit}"
+    );
+    server.stop().await
+}

@@ -13,6 +13,8 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::{ApiError, ApiState, new_agent};
+use capture_shared::protocol::RefusalCode;
+
 use crate::replay::auth::Caller;
 
 /// Longest label of a token.
@@ -29,6 +31,82 @@ pub(crate) fn admin_routes() -> Router<ApiState> {
             "/api/v1/enrolment-tokens/{id}/revoke",
             post(revoke_enrolment_token),
         )
+        .route("/api/v1/agents/{id}/revoke", post(revoke_agent))
+        .route("/api/v1/agents/{id}/rotate", post(rotate_agent))
+}
+
+fn agent_id(id: &str) -> Result<capture_shared::ids::AgentId, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(capture_shared::ids::AgentId)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no agent {id}")))
+}
+
+/// Revokes an agent's credential: it is refused from now on, and its open connection is
+/// closed with `bad_credential` at once. `rotate` gives it a new one.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/revoke", tag = "administration",
+    params(("id" = String, Path, description = "The agent")),
+    responses((status = 200, description = "Revoked; `disconnected` says whether a connection was closed"),
+        (status = 404, description = "No such agent")))]
+pub(crate) async fn revoke_agent(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let agent = agent_id(&id)?;
+    let now = state.clock.now_ms();
+    if !state
+        .store
+        .revoke_agent_credential(agent, &caller.actor, now)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no agent {id}"),
+        ));
+    }
+    let disconnected = state.connections.disconnect(
+        agent,
+        RefusalCode::BadCredential,
+        "this agent's credential was revoked",
+    );
+    tracing::info!(%agent, actor = caller.actor, disconnected, "agent credential revoked");
+    Ok(Json(json!({ "id": agent, "revoked": true, "disconnected": disconnected })).into_response())
+}
+
+/// Gives an agent a new credential (shown once, in this answer); the old one is refused from
+/// now on and its open connection closed.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/rotate", tag = "administration",
+    params(("id" = String, Path, description = "The agent")),
+    responses((status = 200, description = "`{id, credential}`"), (status = 404, description = "No such agent")))]
+pub(crate) async fn rotate_agent(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let agent = agent_id(&id)?;
+    let now = state.clock.now_ms();
+    let Some(credential) = state
+        .store
+        .rotate_agent_credential(agent, &caller.actor, now)
+        .await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no agent {id}"),
+        ));
+    };
+    let disconnected = state.connections.disconnect(
+        agent,
+        RefusalCode::BadCredential,
+        "this agent's credential was replaced",
+    );
+    tracing::info!(%agent, actor = caller.actor, disconnected, "agent credential rotated");
+    Ok(
+        Json(json!({ "id": agent, "credential": credential, "disconnected": disconnected }))
+            .into_response(),
+    )
 }
 
 /// Body of `POST /agent/v1/enroll`.

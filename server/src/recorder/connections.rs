@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use capture_shared::ids::AgentId;
-use capture_shared::protocol::{MonitorInfo, ServerMessage};
+use capture_shared::protocol::{MonitorInfo, RefusalCode, ServerMessage};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -122,6 +122,20 @@ impl Connections {
             }
             entry.info.last_heartbeat_ms = Some(jiff::Timestamp::now().as_millisecond());
         }
+    }
+
+    /// Closes `agent`'s connection, if it has one, with a typed refusal (its credential was
+    /// revoked or replaced); whether it was connected. The session sends the refusal and closes
+    /// as soon as it reads it, ahead of any command queued after it.
+    pub fn disconnect(&self, agent: AgentId, code: RefusalCode, message: &str) -> bool {
+        let Some(entry) = self.entries().remove(&agent) else {
+            return false;
+        };
+        // A full queue means an agent that reads nothing: dropping the sender closes it too.
+        let _ = entry
+            .commands
+            .try_send(ServerMessage::refusal(code, message));
+        true
     }
 
     /// The connected agents.

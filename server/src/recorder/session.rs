@@ -190,6 +190,13 @@ impl Session<'_> {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
+                    Some(ServerMessage::Refused(refusal)) => {
+                        // The credential was revoked or replaced: say so and close.
+                        let text = ServerMessage::Refused(refusal).to_json();
+                        let _ = socket.send(Message::Text(text.into())).await;
+                        let _ = socket.send(Message::Close(None)).await;
+                        return "credential revoked";
+                    }
                     Some(command) => {
                         if socket.send(Message::Text(command.to_json().into())).await.is_err() {
                             return "send failed";

@@ -28,6 +28,7 @@ use crate::replay::{self, auth, media};
         api::list_contacts, api::get_contact, api::list_agents, api::add_agent, api::map_agent,
         api::enrolment::enroll_agent, api::enrolment::create_enrolment_token,
         api::enrolment::list_enrolment_tokens, api::enrolment::revoke_enrolment_token,
+        api::enrolment::revoke_agent, api::enrolment::rotate_agent,
         api::interactions::list_recordings, api::interactions::get_recording,
         api::interactions::retry_recording, api::interactions::adapter_status,
         api::interactions::start_backfill,

@@ -30,6 +30,8 @@ pub struct AgentEntry {
     pub email: Option<String>,
     /// When it was added, UTC ms.
     pub created_at_ms: i64,
+    /// When its credential was revoked (it connects no more until rotated), UTC ms.
+    pub credential_revoked_at_ms: Option<i64>,
 }
 
 impl Store {
@@ -65,6 +67,7 @@ impl Store {
                     person_id: agent.person,
                     email: agent.email.clone(),
                     created_at_ms: now_ms,
+                    credential_revoked_at_ms: None,
                 },
                 credential,
             )),
@@ -78,7 +81,8 @@ impl Store {
     /// Every agent, by name.
     pub async fn agents(&self) -> Result<Vec<AgentEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, person_id, email, created_at_ms FROM agents ORDER BY name, id",
+            "SELECT id, name, person_id, email, created_at_ms, credential_revoked_at_ms
+             FROM agents ORDER BY name, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -95,6 +99,7 @@ impl Store {
                         .map_err(corrupt)?,
                     email: row.try_get("email")?,
                     created_at_ms: row.try_get("created_at_ms")?,
+                    credential_revoked_at_ms: row.try_get("credential_revoked_at_ms")?,
                 })
             })
             .collect()
@@ -203,5 +208,64 @@ impl Store {
             None => None,
         };
         Ok(stored.is_some_and(|stored| stored == credential_hash(credential)))
+    }
+
+    /// Revokes an agent's credential (audited): it matches nothing from now on. `false` when
+    /// there is no such agent.
+    pub async fn revoke_agent_credential(
+        &self,
+        agent: AgentId,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.replace_credential(agent, None, actor, now_ms).await
+    }
+
+    /// Gives an agent a new credential (audited); the old one matches nothing from now on.
+    /// Returns the new credential (shown once), `None` when there is no such agent.
+    pub async fn rotate_agent_credential(
+        &self,
+        agent: AgentId,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+        let credential = hex::encode(secret);
+        let found = self
+            .replace_credential(agent, Some(&credential), actor, now_ms)
+            .await?;
+        Ok(found.then_some(credential))
+    }
+
+    async fn replace_credential(
+        &self,
+        agent: AgentId,
+        credential: Option<&str>,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE agents SET credential_sha256 = ?, credential_revoked_at_ms = ? WHERE id = ?",
+        )
+        .bind(credential.map(credential_hash))
+        .bind(credential.is_none().then_some(now_ms))
+        .bind(agent.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            let action = if credential.is_some() {
+                "rotate_agent_credential"
+            } else {
+                "revoke_agent_credential"
+            };
+            super::audit::append(&mut tx, now_ms, actor, action, &agent.to_string(), None).await?;
+        }
+        tx.commit().await?;
+        Ok(updated == 1)
     }
 }
