@@ -396,7 +396,13 @@ fn enrolment_command(
                 );
                 let expires_at_ms = expires_in_hours.map(|h| now + i64::from(h) * 3_600_000);
                 let (created, token) = store
-                    .create_enrolment_token(label, expires_at_ms, uses.map(i64::from), &actor, now)
+                    .create_enrolment_token(
+                        label,
+                        (expires_at_ms, uses.map(i64::from)),
+                        (None, None),
+                        &actor,
+                        now,
+                    )
                     .await?;
                 let mut json = serde_json::to_value(&created)?;
                 json["token"] = serde_json::json!(token);

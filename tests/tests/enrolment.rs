@@ -255,3 +255,66 @@ async fn a_revoked_agent_is_closed_at_once_and_a_rotated_one_connects_with_its_n
     );
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_email_maps_nothing_until_an_administrator_confirms_it() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let default = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
+    let claimed = enroll(
+        &server.base_url(),
+        Some(&server.ca_file()),
+        &EnrollRequest {
+            token: default.trim(),
+            machine: "pc-9",
+            os_user: "mallory",
+            email: Some("ceo@example.com"),
+        },
+    )
+    .await?;
+    let agent_of = |agents: &Value, id: &str| {
+        agents["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|a| a["id"] == id).cloned())
+            .unwrap_or_default()
+    };
+    let id = claimed.agent_id.to_string();
+    let agents = server.api_get("/api/v1/agents").await?;
+    let entry = agent_of(&agents, &id);
+    assert!(
+        entry["email"].is_null() && entry["person_id"].is_null(),
+        "{entry}"
+    );
+    assert_eq!(entry["claimed_email"], "ceo@example.com");
+    let audit = server
+        .api_get(&format!("/api/v1/audit?subject={id}&action=claim_email"))
+        .await?;
+    assert_eq!(audit["items"][0]["detail"], "ceo@example.com", "{audit}");
+
+    // An administrator confirms (maps it): the claim becomes the mapping.
+    server
+        .client()?
+        .patch(format!("{}/api/v1/agents/{id}", server.base_url()))
+        .bearer_auth(server.api_token()?)
+        .json(&json!({ "email": "ceo@example.com" }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let entry = agent_of(&server.api_get("/api/v1/agents").await?, &id);
+    assert_eq!(entry["email"], "ceo@example.com");
+    assert!(entry["claimed_email"].is_null(), "{entry}");
+
+    // A token issued for one person enrols desktops as that person.
+    let person = uuid::Uuid::new_v4();
+    let personal = create(
+        &server,
+        json!({ "label": "Ana's laptop", "person_id": person.to_string(), "max_uses": 1 }),
+    )
+    .await?;
+    let hers = enrol(&server, personal["token"].as_str().unwrap_or_default()).await?;
+    let entry = agent_of(
+        &server.api_get("/api/v1/agents").await?,
+        &hers.agent_id.to_string(),
+    );
+    assert_eq!(entry["person_id"], person.to_string(), "{entry}");
+    server.stop().await
+}

@@ -11,5 +11,8 @@ CREATE TABLE enrolment_tokens (
     max_uses INTEGER,               -- NULL: unlimited
     uses INTEGER NOT NULL DEFAULT 0,
     revoked_at_ms INTEGER,
-    revoked_by TEXT
+    revoked_by TEXT,
+    -- A token issued for one person: the desktops it enrols are that person's, no claim needed.
+    person_id TEXT,
+    email TEXT
 );

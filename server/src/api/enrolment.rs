@@ -133,16 +133,13 @@ pub(crate) async fn enroll_agent(
     let Json(body) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
     let name = format!("{}@{}", body.os_user.trim(), body.machine.trim());
-    // A desktop may enrol before its Webex email is known (a shared PC, an installer without the
-    // property): it connects, and records once its person is mapped.
-    let agent = match body.email.as_deref() {
-        Some(email) => new_agent(&name, None, Some(email)),
-        None => new_agent(&name, None, Some("unknown@invalid")).map(|mut agent| {
-            agent.email = None;
-            agent
-        }),
-    }
-    .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
+    let claimed = body
+        .email
+        .as_deref()
+        .map(|email| new_agent(&name, None, Some(email)).map(|a| a.email))
+        .transpose()
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?
+        .flatten();
     let now = state.clock.now_ms();
     // Only digests are looked up, so timing reveals nothing about other tokens.
     let sha256: [u8; 32] = Sha256::digest(body.token.trim().as_bytes()).into();
@@ -161,6 +158,16 @@ pub(crate) async fn enroll_agent(
             return Err(ApiError::new(status, refusal.code(), refusal.message()));
         }
     };
+    // A token issued for one person enrols desktops as that person. Otherwise the desktop is
+    // nobody's until an administrator maps it: an email it claims is kept as a claim only.
+    let agent = match (token.person_id.as_deref(), token.email.as_deref()) {
+        (None, None) => new_agent(&name, None, Some("unknown@invalid")).map(|mut agent| {
+            agent.email = None;
+            agent
+        }),
+        (person, email) => new_agent(&name, person, email),
+    }
+    .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?;
     let (entry, credential) = state.store.add_agent(&agent, now).await?;
     state
         .store
@@ -169,11 +176,14 @@ pub(crate) async fn enroll_agent(
             "enrolment",
             "enrol_agent",
             &entry.id.to_string(),
-            Some(&format!("{name} with enrolment token {token}")),
+            Some(&format!("{name} with enrolment token {}", token.id)),
         )
         .await?;
+    if let Some(claimed) = claimed.filter(|c| agent.email.as_deref() != Some(c.as_str())) {
+        state.store.claim_email(entry.id, &claimed, now).await?;
+    }
     state.directory_changed.notify_one();
-    tracing::info!(agent = %entry.id, name, token, "agent enrolled");
+    tracing::info!(agent = %entry.id, name, token = token.id, "agent enrolled");
     Ok((
         StatusCode::CREATED,
         Json(json!({ "agent_id": entry.id, "credential": credential })),
@@ -190,6 +200,10 @@ pub(crate) struct NewToken {
     expires_in_s: Option<u64>,
     /// How many desktops it may enrol (absent: any number).
     max_uses: Option<u32>,
+    /// Issued for one Webex person: the desktops it enrols are theirs without a claim.
+    person_id: Option<String>,
+    /// Issued for the person with this email.
+    email: Option<String>,
 }
 
 /// Creates an enrolment token; the token is in this answer only.
@@ -218,6 +232,20 @@ pub(crate) async fn create_enrolment_token(
             "expires_in_s and max_uses are at least 1 (leave them out for no limit)",
         ));
     }
+    // The same checks as a directory entry's (a person id as UUID or hydra id, an email).
+    let person = if body.person_id.is_some() || body.email.is_some() {
+        Some(
+            new_agent(label, body.person_id.as_deref(), body.email.as_deref())
+                .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?,
+        )
+    } else {
+        None
+    };
+    let person_id = person
+        .as_ref()
+        .and_then(|p| p.person)
+        .map(|p| p.to_string());
+    let email = person.as_ref().and_then(|p| p.email.clone());
     let now = state.clock.now_ms();
     let expires_at_ms = body
         .expires_in_s
@@ -226,8 +254,8 @@ pub(crate) async fn create_enrolment_token(
         .store
         .create_enrolment_token(
             label,
-            expires_at_ms,
-            body.max_uses.map(i64::from),
+            (expires_at_ms, body.max_uses.map(i64::from)),
+            (person_id.as_deref(), email.as_deref()),
             &caller.actor,
             now,
         )

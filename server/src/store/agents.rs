@@ -32,6 +32,9 @@ pub struct AgentEntry {
     pub created_at_ms: i64,
     /// When its credential was revoked (it connects no more until rotated), UTC ms.
     pub credential_revoked_at_ms: Option<i64>,
+    /// The email its desktop claimed at enrolment, waiting for an administrator to map the
+    /// agent (`PATCH /api/v1/agents/{id}`); a claim alone maps nothing.
+    pub claimed_email: Option<String>,
 }
 
 impl Store {
@@ -68,6 +71,7 @@ impl Store {
                     email: agent.email.clone(),
                     created_at_ms: now_ms,
                     credential_revoked_at_ms: None,
+                    claimed_email: None,
                 },
                 credential,
             )),
@@ -81,7 +85,7 @@ impl Store {
     /// Every agent, by name.
     pub async fn agents(&self) -> Result<Vec<AgentEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, person_id, email, created_at_ms, credential_revoked_at_ms
+            "SELECT id, name, person_id, email, created_at_ms, credential_revoked_at_ms, claimed_email
              FROM agents ORDER BY name, id",
         )
         .fetch_all(&self.pool)
@@ -100,6 +104,7 @@ impl Store {
                     email: row.try_get("email")?,
                     created_at_ms: row.try_get("created_at_ms")?,
                     credential_revoked_at_ms: row.try_get("credential_revoked_at_ms")?,
+                    claimed_email: row.try_get("claimed_email")?,
                 })
             })
             .collect()
@@ -267,5 +272,33 @@ impl Store {
         }
         tx.commit().await?;
         Ok(updated == 1)
+    }
+
+    /// Records the email a desktop claimed at enrolment (audited as `claim_email`), mapping
+    /// nothing: an administrator confirms it by mapping the agent.
+    pub async fn claim_email(
+        &self,
+        agent: AgentId,
+        email: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE agents SET claimed_email = ? WHERE id = ?")
+            .bind(email)
+            .bind(agent.to_string())
+            .execute(&mut *tx)
+            .await?;
+        super::audit::append(
+            &mut tx,
+            now_ms,
+            "enrolment",
+            "claim_email",
+            &agent.to_string(),
+            Some(email),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

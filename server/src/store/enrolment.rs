@@ -31,6 +31,21 @@ pub struct EnrolmentToken {
     pub revoked_at_ms: Option<i64>,
     /// Who revoked it.
     pub revoked_by: Option<String>,
+    /// The Webex person a token issued for one person enrols desktops as.
+    pub person_id: Option<String>,
+    /// The email a token issued for one person enrols desktops as.
+    pub email: Option<String>,
+}
+
+/// A token's use: which token, and the person it binds enrolled desktops to, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    /// The token's id.
+    pub id: String,
+    /// Its person, when issued for one.
+    pub person_id: Option<String>,
+    /// Its email, when issued for one.
+    pub email: Option<String>,
 }
 
 /// Why a token enrols nothing.
@@ -68,7 +83,7 @@ impl TokenRefusal {
     }
 }
 
-const COLUMNS: &str = "id, label, created_at_ms, created_by, expires_at_ms, max_uses, uses, revoked_at_ms, revoked_by";
+const COLUMNS: &str = "id, label, created_at_ms, created_by, expires_at_ms, max_uses, uses, revoked_at_ms, revoked_by, person_id, email";
 
 fn entry(row: &sqlx::sqlite::SqliteRow) -> Result<EnrolmentToken, StoreError> {
     Ok(EnrolmentToken {
@@ -81,6 +96,8 @@ fn entry(row: &sqlx::sqlite::SqliteRow) -> Result<EnrolmentToken, StoreError> {
         uses: row.try_get("uses")?,
         revoked_at_ms: row.try_get("revoked_at_ms")?,
         revoked_by: row.try_get("revoked_by")?,
+        person_id: row.try_get("person_id")?,
+        email: row.try_get("email")?,
     })
 }
 
@@ -106,15 +123,17 @@ impl Store {
         Ok(())
     }
 
-    /// A new token (audited); returns it listed, and the token itself (shown once).
+    /// A new token (audited); returns it listed, and the token itself (shown once). With a
+    /// `person` (Webex person id and/or email) it is issued for that person.
     pub async fn create_enrolment_token(
         &self,
         label: &str,
-        expires_at_ms: Option<i64>,
-        max_uses: Option<i64>,
+        (expires_at_ms, max_uses): (Option<i64>, Option<i64>),
+        person: (Option<&str>, Option<&str>),
         actor: &str,
         now_ms: i64,
     ) -> Result<(EnrolmentToken, String), StoreError> {
+        let (person_id, email) = person;
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret)
             .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
@@ -124,8 +143,8 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO enrolment_tokens (id, token_sha256, label, created_at_ms, created_by, expires_at_ms, max_uses)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO enrolment_tokens (id, token_sha256, label, created_at_ms, created_by, expires_at_ms, max_uses, person_id, email)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(sha256.as_slice())
@@ -134,12 +153,15 @@ impl Store {
         .bind(actor)
         .bind(expires_at_ms)
         .bind(max_uses)
+        .bind(person_id)
+        .bind(email)
         .execute(&mut *tx)
         .await?;
         let detail = format!(
-            "{label}; expires {}; uses {}",
+            "{label}; expires {}; uses {}; for {}",
             expires_at_ms.map_or("never".into(), |t| t.to_string()),
-            max_uses.map_or("unlimited".into(), |n| n.to_string())
+            max_uses.map_or("unlimited".into(), |n| n.to_string()),
+            email.or(person_id).unwrap_or("anyone"),
         );
         super::audit::append(
             &mut tx,
@@ -161,6 +183,8 @@ impl Store {
             uses: 0,
             revoked_at_ms: None,
             revoked_by: None,
+            person_id: person_id.map(str::to_owned),
+            email: email.map(str::to_owned),
         };
         Ok((created, token))
     }
@@ -207,26 +231,30 @@ impl Store {
         Ok(exists)
     }
 
-    /// Uses a token once if it may enrol now; its id, or why not.
+    /// Uses a token once if it may enrol now; which, or why not.
     pub async fn use_enrolment_token(
         &self,
         sha256: &[u8; 32],
         now_ms: i64,
-    ) -> Result<Result<String, TokenRefusal>, StoreError> {
+    ) -> Result<Result<TokenUse, TokenRefusal>, StoreError> {
         let _turn = self.write_turn().await;
         let used = sqlx::query(
             "UPDATE enrolment_tokens SET uses = uses + 1
              WHERE token_sha256 = ? AND revoked_at_ms IS NULL
                AND (expires_at_ms IS NULL OR expires_at_ms > ?)
                AND (max_uses IS NULL OR uses < max_uses)
-             RETURNING id",
+             RETURNING id, person_id, email",
         )
         .bind(sha256.as_slice())
         .bind(now_ms)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = used {
-            return Ok(Ok(row.try_get("id")?));
+            return Ok(Ok(TokenUse {
+                id: row.try_get("id")?,
+                person_id: row.try_get("person_id")?,
+                email: row.try_get("email")?,
+            }));
         }
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM enrolment_tokens WHERE token_sha256 = ?"

@@ -27,7 +27,7 @@ pub use agents::{AgentEntry, NewAgent};
 pub use audit::{AuditEntry, AuditFilter, Broken, Verified};
 pub use contacts::{ContactDetail, ContactEvent, ContactFilter, ContactGap, ContactSummary};
 pub use deliveries::{Inserted, NewDelivery, StoredDelivery};
-pub use enrolment::{DEFAULT_ENROLMENT_TOKEN, EnrolmentToken, TokenRefusal};
+pub use enrolment::{DEFAULT_ENROLMENT_TOKEN, EnrolmentToken, TokenRefusal, TokenUse};
 pub use ingestion::{
     Archived, AudioInput, ClosedScreen, Collecting, InteractionInputs, ScreenInput,
 };

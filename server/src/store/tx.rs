@@ -167,7 +167,8 @@ impl StoreTx {
         email: Option<&str>,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE agents SET person_id = COALESCE(?, person_id), email = COALESCE(?, email) WHERE id = ?",
+            "UPDATE agents SET person_id = COALESCE(?, person_id), email = COALESCE(?, email),
+                claimed_email = NULL WHERE id = ?",
         )
         .bind(person.map(|p| p.to_string()))
         .bind(email)
