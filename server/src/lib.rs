@@ -408,6 +408,7 @@ pub async fn run_with(
         cancel.clone(),
     );
     let api = api::ApiState {
+        enrolment_throttle: Arc::default(),
         store: store.clone(),
         token_sha256: Arc::new(Sha256::digest(token.as_bytes()).into()),
         clock: parts.clock.clone(),

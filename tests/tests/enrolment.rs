@@ -318,3 +318,34 @@ async fn a_claimed_email_maps_nothing_until_an_administrator_confirms_it() -> an
     assert_eq!(entry["person_id"], person.to_string(), "{entry}");
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_keeps_failing_to_enrol_is_throttled() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    for _ in 0..10 {
+        assert_eq!(
+            refusal(enrol(&server, "guess").await),
+            (401, "bad_enrolment_token".into())
+        );
+    }
+    // Now even the right token waits: the address made too many refused attempts.
+    let default = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
+    let response = server
+        .client()?
+        .post(format!("{}/agent/v1/enroll", server.base_url()))
+        .json(&json!({ "token": default.trim(), "machine": "pc", "os_user": "u" }))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    let body: Value = response.json().await?;
+    assert_eq!(body["code"], "too_many_enrolments");
+    assert_eq!(agents(&server).await?, 0, "nothing enrolled");
+    server.stop().await
+}

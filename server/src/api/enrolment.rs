@@ -3,7 +3,10 @@
 //! and revoke them (`/api/v1/enrolment-tokens`, or `capture-server enrolment ...`), with effect
 //! on the next enrolment, without a restart.
 
-use axum::extract::{Path, State};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +22,66 @@ use crate::replay::auth::Caller;
 
 /// Longest label of a token.
 pub const MAX_LABEL: usize = 200;
+
+/// Refused enrolments one address may make within [`FAILURE_WINDOW_MS`]; past that every
+/// enrolment from it is refused with 429 until the window moves on. Only failures count, so a
+/// rollout of thousands of desktops behind one proxy is not slowed; tokens are 256-bit random,
+/// so this bounds the load of a flood, not the odds of a guess.
+pub const MAX_FAILURES: usize = 10;
+
+/// The window of [`MAX_FAILURES`].
+pub const FAILURE_WINDOW_MS: i64 = 60_000;
+
+/// Addresses remembered at most (the oldest failures go first past this).
+const MAX_ADDRESSES: usize = 10_000;
+
+/// Recent refused enrolments by address.
+#[derive(Debug, Default)]
+pub struct EnrolmentThrottle {
+    failures: std::sync::Mutex<HashMap<IpAddr, VecDeque<i64>>>,
+}
+
+impl EnrolmentThrottle {
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, VecDeque<i64>>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `address` must wait, if it made too many refused enrolments lately.
+    fn retry_after_ms(&self, address: IpAddr, now_ms: i64) -> Option<i64> {
+        let mut failures = self.failures();
+        let recent = failures.get_mut(&address)?;
+        while recent
+            .front()
+            .is_some_and(|t| *t <= now_ms - FAILURE_WINDOW_MS)
+        {
+            recent.pop_front();
+        }
+        if recent.is_empty() {
+            failures.remove(&address);
+            return None;
+        }
+        (recent.len() >= MAX_FAILURES).then(|| {
+            recent
+                .front()
+                .map_or(1, |t| t + FAILURE_WINDOW_MS - now_ms)
+                .max(1)
+        })
+    }
+
+    fn failed(&self, address: IpAddr, now_ms: i64) {
+        let mut failures = self.failures();
+        if failures.len() >= MAX_ADDRESSES && !failures.contains_key(&address) {
+            failures.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| *t > now_ms - FAILURE_WINDOW_MS)
+            });
+        }
+        failures.entry(address).or_default().push_back(now_ms);
+    }
+}
 
 /// The administrators' routes.
 pub(crate) fn admin_routes() -> Router<ApiState> {
@@ -125,10 +188,42 @@ pub(crate) struct Enroll {
 #[utoipa::path(post, path = "/agent/v1/enroll", tag = "agents",
     responses((status = 201, description = "`{agent_id, credential}`"),
         (status = 401, description = "Unknown token (`bad_enrolment_token`)"),
-        (status = 403, description = "`enrolment_token_revoked`, `enrolment_token_expired` or `enrolment_token_used_up`")))]
+        (status = 403, description = "`enrolment_token_revoked`, `enrolment_token_expired` or `enrolment_token_used_up`"),
+        (status = 429, description = "`too_many_enrolments` from this address (`Retry-After`)")))]
 pub(crate) async fn enroll_agent(
     State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<Enroll>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now_ms();
+    let address = peer.ip();
+    if let Some(wait_ms) = state.enrolment_throttle.retry_after_ms(address, now) {
+        let wait_s = (wait_ms + 999) / 1000;
+        tracing::warn!(%address, "enrolment throttled after repeated refusals");
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_enrolments",
+            format!("too many refused enrolments from this address: try again in {wait_s} s"),
+        )
+        .into_response();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&wait_s.to_string()) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+    let result = enrol(&state, body, now).await;
+    if result.is_err() {
+        state.enrolment_throttle.failed(address, now);
+    }
+    result
+}
+
+async fn enrol(
+    state: &ApiState,
+    body: Result<Json<Enroll>, axum::extract::rejection::JsonRejection>,
+    now: i64,
 ) -> Result<Response, ApiError> {
     let Json(body) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
@@ -140,7 +235,6 @@ pub(crate) async fn enroll_agent(
         .transpose()
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message))?
         .flatten();
-    let now = state.clock.now_ms();
     // Only digests are looked up, so timing reveals nothing about other tokens.
     let sha256: [u8; 32] = Sha256::digest(body.token.trim().as_bytes()).into();
     let token = match state.store.use_enrolment_token(&sha256, now).await? {

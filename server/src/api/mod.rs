@@ -57,6 +57,8 @@ pub struct ApiState {
     pub data_dir: std::path::PathBuf,
     /// Replay's media state.
     pub media: Arc<crate::replay::media::MediaState>,
+    /// Refused enrolments by address (the enrolment route's throttle).
+    pub enrolment_throttle: Arc<enrolment::EnrolmentThrottle>,
 }
 
 /// The organisation's enrolment token inside the data directory: what agent installers carry
