@@ -30,6 +30,33 @@ pub struct Enrolled {
     pub credential: String,
 }
 
+impl Enrolled {
+    /// An agent an administrator added (`capture-server agent add`, `POST /api/v1/agents`):
+    /// the JSON they print, with its `id` (or `agent_id`) and `credential`.
+    pub fn from_credential_json(text: &str) -> Result<Enrolled, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let id = value
+            .get("agent_id")
+            .or_else(|| value.get("id"))
+            .and_then(serde_json::Value::as_str)
+            .ok_or("no `id` (or `agent_id`)")?;
+        let agent_id = uuid::Uuid::parse_str(id)
+            .map(AgentId)
+            .map_err(|e| format!("`id` is not an agent id: {e}"))?;
+        let credential = value
+            .get("credential")
+            .and_then(serde_json::Value::as_str)
+            .filter(|c| !c.is_empty())
+            .ok_or("no `credential`")?
+            .to_owned();
+        Ok(Enrolled {
+            agent_id,
+            credential,
+        })
+    }
+}
+
 /// Why enrolment failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
@@ -80,4 +107,31 @@ pub async fn enroll(
         .json()
         .await
         .map_err(|e| EnrollError::Network(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_administrators_credential_file_is_read_as_printed() {
+        let printed = r#"{"id":"8d6c2b0e-8a3e-4c55-9d7a-2f1f7c9e4b10","name":"Alice","person_id":null,
+            "email":"alice@example.com","created_at_ms":1,"credential":"ab12"}"#;
+        let enrolled = Enrolled::from_credential_json(printed).expect("read");
+        assert_eq!(
+            enrolled.agent_id.to_string(),
+            "8d6c2b0e-8a3e-4c55-9d7a-2f1f7c9e4b10"
+        );
+        assert_eq!(enrolled.credential, "ab12");
+        let answer = r#"{"agent_id":"8d6c2b0e-8a3e-4c55-9d7a-2f1f7c9e4b10","credential":"cd"}"#;
+        assert!(Enrolled::from_credential_json(answer).is_ok());
+        for bad in [
+            "not json",
+            r#"{"credential":"x"}"#,
+            r#"{"id":"nope","credential":"x"}"#,
+            r#"{"id":"8d6c2b0e-8a3e-4c55-9d7a-2f1f7c9e4b10","credential":""}"#,
+        ] {
+            assert!(Enrolled::from_credential_json(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -42,8 +42,12 @@ enum Command {
         /// A file holding the enrolment token; without it the token is read from the
         /// `CAPTURE_AGENT_ENROLMENT_TOKEN` variable. Never on the command line, where every user
         /// of the machine can read it.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "credential_file")]
         token_file: Option<PathBuf>,
+        /// Instead of a token: the JSON an administrator's `capture-server agent add` printed
+        /// (the agent's id and credential); checked against the recorder before it is saved.
+        #[arg(long, value_name = "FILE")]
+        credential_file: Option<PathBuf>,
         /// An extra CA certificate (PEM) to trust for the recorder.
         #[arg(long)]
         ca_file: Option<PathBuf>,
@@ -109,24 +113,51 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
         Command::Enroll {
             server,
             token_file,
+            credential_file,
             ca_file,
             email,
             source,
         } => {
             capture_agent::source(&source).map_err(anyhow::Error::msg)?;
-            let token = enrolment_token(token_file.as_deref())?;
             let (user, host) = (os_user(), machine());
-            let enrolled = enroll(
-                &server,
-                ca_file.as_deref(),
-                &EnrollRequest {
-                    token: &token,
-                    machine: &host,
-                    os_user: &user,
-                    email: email.as_deref(),
-                },
-            )
-            .await?;
+            let enrolled = match credential_file {
+                Some(file) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let enrolled = capture_agent::enroll::Enrolled::from_credential_json(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                    // The recorder must accept it before it is saved.
+                    let hello = capture_shared::protocol::Hello {
+                        protocol_version: capture_shared::protocol::PROTOCOL_VERSION,
+                        agent_id: enrolled.agent_id,
+                        credential: enrolled.credential.clone(),
+                        os_user: user.clone(),
+                        machine: host.clone(),
+                        monitors: Vec::new(),
+                        agent_version: env!("CARGO_PKG_VERSION").into(),
+                        capture_backend: None,
+                    };
+                    let endpoint = Endpoint::new(&server, ca_file.as_deref())?;
+                    connect(&endpoint, &hello)
+                        .await
+                        .context("the recorder does not accept this credential")?;
+                    enrolled
+                }
+                None => {
+                    let token = enrolment_token(token_file.as_deref())?;
+                    enroll(
+                        &server,
+                        ca_file.as_deref(),
+                        &EnrollRequest {
+                            token: &token,
+                            machine: &host,
+                            os_user: &user,
+                            email: email.as_deref(),
+                        },
+                    )
+                    .await?
+                }
+            };
             let config = AgentConfig {
                 server,
                 ca_file,

@@ -89,7 +89,8 @@ enum ScnCommand {
 
 #[derive(Debug, Subcommand)]
 enum AgentCommand {
-    /// Add a desktop agent and the Webex person it belongs to; prints the entry as JSON.
+    /// Add a desktop agent and the Webex person it belongs to; prints the entry and its
+    /// credential as JSON, which `capture-agent enroll --credential-file FILE` takes as it is.
     Add {
         /// Display name (the agent's name as supervisors know it).
         #[arg(long)]
@@ -100,6 +101,12 @@ enum AgentCommand {
         /// The person's email.
         #[arg(long)]
         email: Option<String>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the agent directory (never credentials) as JSON lines.
+    List {
         /// Data directory (overrides `data_dir`).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -306,30 +313,45 @@ fn settings(
 }
 
 fn agent_command(config: Option<&std::path::Path>, command: AgentCommand) -> anyhow::Result<()> {
-    let AgentCommand::Add {
-        name,
-        person_id,
-        email,
-        data_dir,
-    } = command;
+    let (name, person_id, email, data_dir) = match command {
+        AgentCommand::Add {
+            name,
+            person_id,
+            email,
+            data_dir,
+        } => (name, person_id, email, data_dir),
+        AgentCommand::List { data_dir } => {
+            let settings = settings(config, data_dir)?;
+            let (runtime, store) = open_store(&settings)?;
+            let result = runtime.block_on(async {
+                for agent in store.agents().await? {
+                    println!("{}", serde_json::to_string(&agent)?);
+                }
+                anyhow::Ok(())
+            });
+            runtime.block_on(store.close());
+            return result;
+        }
+    };
     let settings = settings(config, data_dir)?;
     let agent = capture_server::api::new_agent(&name, person_id.as_deref(), email.as_deref())
-        .map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        std::fs::create_dir_all(&settings.data_dir)?;
-        let store = capture_server::store::Store::open(&settings.data_dir).await?;
+        .map_err(|message| {
+            anyhow::anyhow!(
+                "{message} (--person-id takes a Webex person id: a UUID or its base64 hydra form)"
+            )
+        })?;
+    let (runtime, store) = open_store(&settings)?;
+    let result = runtime.block_on(async {
         let now = capture_server::clock::Clock::system().now_ms();
         let (entry, credential) = store.add_agent(&agent, now).await?;
         // The credential is shown once; only its hash is stored.
         let mut json = serde_json::to_value(&entry)?;
         json["credential"] = serde_json::json!(credential);
         println!("{json}");
-        store.close().await;
-        Ok(())
-    })
+        anyhow::Ok(())
+    });
+    runtime.block_on(store.close());
+    result
 }
 
 fn read_password(file: Option<&std::path::Path>) -> anyhow::Result<String> {

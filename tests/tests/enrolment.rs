@@ -349,3 +349,72 @@ async fn an_address_that_keeps_failing_to_enrol_is_throttled() -> anyhow::Result
     assert_eq!(agents(&server).await?, 0, "nothing enrolled");
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_added_by_an_administrator_is_taken_by_capture_agent_as_printed()
+-> anyhow::Result<()> {
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no target directory"))?
+        .to_owned();
+    let binary = capture_tests::desktop::agent_binary(&target)?;
+    let server = TestServer::start().await?;
+    let added: Value = server
+        .client()?
+        .post(format!("{}/api/v1/agents", server.base_url()))
+        .bearer_auth(server.api_token()?)
+        .json(&json!({ "name": "Alice", "email": "alice@example.com" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let run = |file: &std::path::Path, config: &std::path::Path| {
+        std::process::Command::new(&binary)
+            .args(["--config"])
+            .arg(config)
+            .args([
+                "enroll",
+                "--server",
+                &server.base_url(),
+                "--source",
+                "synthetic-still",
+            ])
+            .arg("--ca-file")
+            .arg(server.ca_file())
+            .arg("--credential-file")
+            .arg(file)
+            .env_remove("CAPTURE_AGENT_ENROLMENT_TOKEN")
+            .output()
+    };
+    let file = dir.path().join("alice.json");
+    std::fs::write(&file, added.to_string())?;
+    let config = dir.path().join("agent.toml");
+    let output = tokio::task::block_in_place(|| run(&file, &config))?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let saved = std::fs::read_to_string(&config)?;
+    assert!(
+        saved.contains(added["id"].as_str().unwrap_or("?")),
+        "{saved}"
+    );
+
+    // A credential the recorder does not accept is not saved.
+    let mut wrong = added.clone();
+    wrong["credential"] = json!("00");
+    std::fs::write(&file, wrong.to_string())?;
+    let refused = dir.path().join("refused.toml");
+    let output = tokio::task::block_in_place(|| run(&file, &refused))?;
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("does not accept this credential"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!refused.exists());
+    server.stop().await
+}
