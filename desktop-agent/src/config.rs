@@ -19,6 +19,10 @@ pub struct AgentConfig {
     /// An extra CA certificate (PEM) to trust for the recorder, besides the system's roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// The SHA-256 of the recorder's CA certificate (the installer's `SERVER_CA_SHA256`): when
+    /// set, only that CA is trusted, and the server must present it in its chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ca_sha256: Option<String>,
     /// The agent's id, from enrolment.
     pub agent_id: AgentId,
     /// The agent's credential, from enrolment.
@@ -52,6 +56,15 @@ pub fn default_path() -> PathBuf {
 }
 
 impl AgentConfig {
+    /// Where and how to reach the recorder: pinned to `server_ca_sha256` when set, else the
+    /// system's roots plus `ca_file`.
+    pub fn endpoint(&self) -> Result<crate::connection::Endpoint, crate::connection::ConnectError> {
+        match &self.server_ca_sha256 {
+            Some(pin) => crate::connection::Endpoint::pinned(&self.server, pin),
+            None => crate::connection::Endpoint::new(&self.server, self.ca_file.as_deref()),
+        }
+    }
+
     /// Loads the machine's file, the user's file `path` over it, then `CAPTURE_AGENT_*`
     /// variables over both; the credential is unprotected.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
@@ -115,6 +128,7 @@ mod tests {
         let enrolled = AgentConfig {
             server: "https://recorder.example:8443".into(),
             ca_file: None,
+            server_ca_sha256: None,
             agent_id: AgentId(uuid::Uuid::from_u128(7)),
             credential: "s3cret".into(),
             source: "synthetic-still".into(),

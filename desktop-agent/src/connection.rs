@@ -1,6 +1,8 @@
 //! The connection to the recorder: `wss://<server>/agent/v1` over rustls, always verified (the
-//! system's roots plus, when configured, the organisation's CA file — never "accept any
-//! certificate"), the `Hello`/`Welcome` handshake, and typed errors that say whether to retry.
+//! system's roots plus, when configured, the organisation's CA file; or, when the installer
+//! carried `SERVER_CA_SHA256`, only the CA with that SHA-256 among those the server presents —
+//! never "accept any certificate"), the `Hello`/`Welcome` handshake, and typed errors that say
+//! whether to retry.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -83,6 +85,17 @@ impl Endpoint {
         })
     }
 
+    /// An endpoint for `https://host[:port]` that trusts only the CA certificate whose SHA-256
+    /// is `pin` (hex, colons allowed), which the server must present in its chain.
+    pub fn pinned(server: &str, pin: &str) -> Result<Endpoint, ConnectError> {
+        let (host, port) = parse_server(server)?;
+        Ok(Endpoint {
+            host,
+            port,
+            tls: Arc::new(pinned_tls_config(parse_pin(pin)?)?),
+        })
+    }
+
     /// The base URL (`https://host:port`).
     pub fn base_url(&self) -> String {
         format!("https://{}:{}", self.host, self.port)
@@ -136,6 +149,110 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Connec
         .map_err(|e| ConnectError::Network(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// A certificate pin: 64 hex digits (colons and spaces between them allowed, as tools print
+/// fingerprints).
+pub fn parse_pin(pin: &str) -> Result<[u8; 32], ConnectError> {
+    let digits: String = pin.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
+    let bad = || ConnectError::CaFile {
+        path: "server_ca_sha256".into(),
+        message: format!("{pin:?} is not a SHA-256 (64 hex digits)"),
+    };
+    if digits.len() != 64 {
+        return Err(bad());
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(bytes)
+}
+
+/// rustls client settings that trust only the pinned CA.
+pub fn pinned_tls_config(pin: [u8; 32]) -> Result<rustls::ClientConfig, ConnectError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConnectError::Network(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCa { pin, provider }))
+            .with_no_client_auth(),
+    )
+}
+
+/// Verifies the server as a browser would, with the one certificate of its chain whose SHA-256
+/// is the pin as the only root: name, validity and every signature are checked.
+#[derive(Debug)]
+struct PinnedCa {
+    pin: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use sha2::Digest as _;
+        let pinned = std::iter::once(end_entity)
+            .chain(intermediates)
+            .find(|cert| sha2::Sha256::digest(cert.as_ref()).as_slice() == self.pin)
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "no certificate the server presents has the pinned SHA-256 (server_ca_sha256)"
+                        .into(),
+                )
+            })?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pinned.clone().into_owned())?;
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?
+        .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// Connects and shakes hands; returns the socket and the server's settings.
@@ -202,6 +319,10 @@ mod tests {
             parse_server("https://rec.example.com").expect("ok"),
             ("rec.example.com".into(), 443)
         );
+        let pin = "AB:".repeat(31) + "ab";
+        assert_eq!(parse_pin(&pin).expect("colons allowed"), [0xab; 32]);
+        assert!(parse_pin("abcd").is_err());
+        assert!(parse_pin(&"zz".repeat(32)).is_err());
         for bad in [
             "http://x:1",
             "https://",

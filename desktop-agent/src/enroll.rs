@@ -76,13 +76,22 @@ pub enum EnrollError {
     },
 }
 
-/// Enrols with the recorder at `server`.
+/// Enrols with the recorder at `server`, trusting the system's roots and `ca_file`.
 pub async fn enroll(
     server: &str,
     ca_file: Option<&Path>,
     request: &EnrollRequest<'_>,
 ) -> Result<Enrolled, EnrollError> {
-    let tls = tls_config(ca_file)?;
+    enroll_with(server, tls_config(ca_file)?, request).await
+}
+
+/// Enrols with the recorder at `server` with these TLS settings (a pinned CA).
+pub async fn enroll_with(
+    server: &str,
+    tls: rustls::ClientConfig,
+    request: &EnrollRequest<'_>,
+) -> Result<Enrolled, EnrollError> {
+    crate::connection::parse_server(server)?;
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(std::time::Duration::from_secs(30))

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use capture_agent::agent::{Agent, Identity, Status};
 use capture_agent::clock::AgentClock;
 use capture_agent::config::{AgentConfig, default_path};
-use capture_agent::connection::{Endpoint, connect};
-use capture_agent::enroll::{EnrollRequest, enroll};
+use capture_agent::connection::connect;
+use capture_agent::enroll::{EnrollRequest, enroll_with};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,10 @@ enum Command {
         /// An extra CA certificate (PEM) to trust for the recorder.
         #[arg(long)]
         ca_file: Option<PathBuf>,
+        /// Trust only the recorder's CA with this SHA-256 (hex; the installer's
+        /// `SERVER_CA_SHA256`), which the server presents in its chain.
+        #[arg(long, value_name = "HEX", conflicts_with = "ca_file")]
+        server_ca_sha256: Option<String>,
         /// The agent's Webex email (maps this desktop to its Webex person).
         #[arg(long)]
         email: Option<String>,
@@ -115,11 +119,21 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             token_file,
             credential_file,
             ca_file,
+            server_ca_sha256,
             email,
             source,
         } => {
             capture_agent::source(&source).map_err(anyhow::Error::msg)?;
             let (user, host) = (os_user(), machine());
+            let mut config = AgentConfig {
+                server,
+                ca_file,
+                server_ca_sha256,
+                agent_id: capture_shared::ids::AgentId(uuid::Uuid::nil()),
+                credential: String::new(),
+                source,
+            };
+            let endpoint = config.endpoint()?;
             let enrolled = match credential_file {
                 Some(file) => {
                     let text = std::fs::read_to_string(&file)
@@ -137,7 +151,6 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                         agent_version: env!("CARGO_PKG_VERSION").into(),
                         capture_backend: None,
                     };
-                    let endpoint = Endpoint::new(&server, ca_file.as_deref())?;
                     connect(&endpoint, &hello)
                         .await
                         .context("the recorder does not accept this credential")?;
@@ -145,9 +158,9 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => {
                     let token = enrolment_token(token_file.as_deref())?;
-                    enroll(
-                        &server,
-                        ca_file.as_deref(),
+                    enroll_with(
+                        &config.server,
+                        (*endpoint.tls).clone(),
                         &EnrollRequest {
                             token: &token,
                             machine: &host,
@@ -158,13 +171,8 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                     .await?
                 }
             };
-            let config = AgentConfig {
-                server,
-                ca_file,
-                agent_id: enrolled.agent_id,
-                credential: enrolled.credential,
-                source,
-            };
+            config.agent_id = enrolled.agent_id;
+            config.credential = enrolled.credential;
             config
                 .save(&path)
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -177,7 +185,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             let config = AgentConfig::load(&path)?;
             let agent = Agent {
-                endpoint: Endpoint::new(&config.server, config.ca_file.as_deref())?,
+                endpoint: config.endpoint()?,
                 identity: identity(&config),
                 source: capture_agent::source(&config.source).map_err(anyhow::Error::msg)?,
                 clock: AgentClock::new(),
@@ -194,7 +202,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status => {
             let config = AgentConfig::load(&path)?;
-            let endpoint = Endpoint::new(&config.server, config.ca_file.as_deref())?;
+            let endpoint = config.endpoint()?;
             let source = capture_agent::source(&config.source).map_err(anyhow::Error::msg)?;
             let monitors = source.monitors()?;
             let hello = capture_shared::protocol::Hello {

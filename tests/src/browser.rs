@@ -78,6 +78,26 @@ pub async fn js(client: &Client, script: &str) -> anyhow::Result<Value> {
     Ok(client.execute(script, Vec::new()).await?)
 }
 
+/// Clicks the element `css` selects, finding it again if the page re-rendered it between the
+/// find and the click (a search answered twice replaces its rows): at most 5 tries.
+pub async fn click(client: &Client, css: &str) -> anyhow::Result<()> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let clicked = match client.find(fantoccini::Locator::Css(css)).await {
+            Ok(element) => element.click().await,
+            Err(error) => Err(error),
+        };
+        match clicked {
+            Ok(()) => return Ok(()),
+            Err(error) if tries < 5 && error.to_string().contains("stale element") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// Waits until `script` returns true.
 pub async fn until(
     client: &Client,

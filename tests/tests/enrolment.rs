@@ -418,3 +418,53 @@ async fn an_agent_added_by_an_administrator_is_taken_by_capture_agent_as_printed
     assert!(!refused.exists());
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_ca_is_the_only_one_trusted_and_plain_http_is_refused() -> anyhow::Result<()> {
+    use capture_agent::connection::{
+        ConnectError, Endpoint, connect, parse_pin, pinned_tls_config,
+    };
+    use capture_agent::enroll::enroll_with;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    use sha2::Digest as _;
+
+    let server = TestServer::start().await?;
+    let ca = CertificateDer::pem_file_iter(server.ca_file())?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no CA certificate"))??;
+    let pin = hex::encode(sha2::Sha256::digest(ca.as_ref()));
+    let default = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
+    let request = EnrollRequest {
+        token: default.trim(),
+        machine: "pc-pinned",
+        os_user: "agent",
+        email: None,
+    };
+    // The pin alone (no CA file, no system root knows this CA) enrols and connects.
+    let enrolled = enroll_with(
+        &server.base_url(),
+        pinned_tls_config(parse_pin(&pin)?)?,
+        &request,
+    )
+    .await?;
+    let hello = capture_tests::fake_agent::hello(enrolled.agent_id, &enrolled.credential);
+    let endpoint = Endpoint::pinned(&server.base_url(), &pin.to_uppercase())?;
+    connect(&endpoint, &hello).await?;
+
+    // Another pin: refused, saying why.
+    let other = "00".repeat(32);
+    match connect(&Endpoint::pinned(&server.base_url(), &other)?, &hello).await {
+        Err(ConnectError::Network(message)) => {
+            assert!(message.contains("pinned SHA-256"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Plain http is never spoken.
+    let plain = server.base_url().replace("https://", "http://");
+    assert!(matches!(
+        enroll(&plain, Some(&server.ca_file()), &request).await,
+        Err(EnrollError::Tls(ConnectError::BadUrl(_)))
+    ));
+    server.stop().await
+}

@@ -111,7 +111,7 @@ async fn a_supervisor_finds_a_call_by_number_and_watches_it_in_sync() -> anyhow:
         Duration::from_secs(10),
     )
     .await?;
-    client.find(Locator::Css(&row)).await?.click().await?;
+    capture_tests::browser::click(&client, &row).await?;
 
     // The player: the audio and one screen, loaded.
     until(&client, "the media to load",

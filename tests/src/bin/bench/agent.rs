@@ -288,6 +288,7 @@ async fn run_async(
     let config = capture_agent::config::AgentConfig {
         server: server.base_url(),
         ca_file: Some(local(ca)),
+        server_ca_sha256: None,
         agent_id: enrolled.agent_id,
         credential: enrolled.credential,
         source: "screen".into(),
