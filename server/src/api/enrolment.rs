@@ -98,10 +98,14 @@ pub(crate) fn admin_routes() -> Router<ApiState> {
         .route("/api/v1/agents/{id}/rotate", post(rotate_agent))
 }
 
+fn no_agent(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no agent {id}"))
+}
+
 fn agent_id(id: &str) -> Result<capture_shared::ids::AgentId, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(capture_shared::ids::AgentId)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no agent {id}")))
+        .map_err(|_| no_agent(id))
 }
 
 /// Revokes an agent's credential: it is refused from now on, and its open connection is
@@ -122,11 +126,7 @@ pub(crate) async fn revoke_agent(
         .revoke_agent_credential(agent, &caller.actor, now)
         .await?
     {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no agent {id}"),
-        ));
+        return Err(no_agent(&id));
     }
     let disconnected = state.connections.disconnect(
         agent,
@@ -154,11 +154,7 @@ pub(crate) async fn rotate_agent(
         .rotate_agent_credential(agent, &caller.actor, now)
         .await?
     else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no agent {id}"),
-        ));
+        return Err(no_agent(&id));
     };
     let disconnected = state.connections.disconnect(
         agent,
