@@ -102,6 +102,26 @@ fn enrolment_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// A handshake of this machine's user (the checks `enroll` and `status` make; `run`'s own is
+/// `Agent::run`'s).
+fn hello(
+    agent_id: capture_shared::ids::AgentId,
+    credential: &str,
+    monitors: Vec<capture_shared::protocol::MonitorInfo>,
+    capture_backend: Option<String>,
+) -> capture_shared::protocol::Hello {
+    capture_shared::protocol::Hello {
+        protocol_version: capture_shared::protocol::PROTOCOL_VERSION,
+        agent_id,
+        credential: credential.to_owned(),
+        os_user: os_user(),
+        machine: machine(),
+        monitors,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        capture_backend,
+    }
+}
+
 fn identity(config: &AgentConfig) -> Identity {
     Identity {
         agent_id: config.agent_id,
@@ -141,16 +161,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                     let enrolled = capture_agent::enroll::Enrolled::from_credential_json(&text)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
                     // The recorder must accept it before it is saved.
-                    let hello = capture_shared::protocol::Hello {
-                        protocol_version: capture_shared::protocol::PROTOCOL_VERSION,
-                        agent_id: enrolled.agent_id,
-                        credential: enrolled.credential.clone(),
-                        os_user: user.clone(),
-                        machine: host.clone(),
-                        monitors: Vec::new(),
-                        agent_version: env!("CARGO_PKG_VERSION").into(),
-                        capture_backend: None,
-                    };
+                    let hello = hello(enrolled.agent_id, &enrolled.credential, Vec::new(), None);
                     connect(&endpoint, &hello)
                         .await
                         .context("the recorder does not accept this credential")?;
@@ -205,16 +216,12 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             let endpoint = config.endpoint()?;
             let source = capture_agent::source(&config.source).map_err(anyhow::Error::msg)?;
             let monitors = source.monitors()?;
-            let hello = capture_shared::protocol::Hello {
-                protocol_version: capture_shared::protocol::PROTOCOL_VERSION,
-                agent_id: config.agent_id,
-                credential: config.credential.clone(),
-                os_user: os_user(),
-                machine: machine(),
-                monitors: monitors.clone(),
-                agent_version: env!("CARGO_PKG_VERSION").into(),
-                capture_backend: Some(source.backend()),
-            };
+            let hello = hello(
+                config.agent_id,
+                &config.credential,
+                monitors.clone(),
+                Some(source.backend()),
+            );
             let connection = match connect(&endpoint, &hello).await {
                 Ok((_, welcome)) => serde_json::json!({ "ok": true, "settings": welcome.settings }),
                 Err(error) => serde_json::json!({ "ok": false, "error": error.to_string() }),

@@ -90,23 +90,9 @@ impl SyntheticDesktop {
 /// The `capture-agent` binary (debug), built first (a no-op when up to date) into the
 /// workspace's `target_dir`.
 pub fn agent_binary(target_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or_else(|| anyhow::anyhow!("no workspace"))?
-        .to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "capture-agent",
-            "--bin",
-            "capture-agent",
-        ])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .status()?;
-    anyhow::ensure!(status.success(), "building capture-agent failed");
+    crate::cargo::build(
+        target_dir,
+        &["-p", "capture-agent", "--bin", "capture-agent"],
+    )?;
     Ok(target_dir.join("debug").join("capture-agent"))
 }

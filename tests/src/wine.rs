@@ -27,23 +27,24 @@ pub fn windows_binaries(target_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         eprintln!("WINDOWS BUILD SKIPPED: {SKIP_VARIABLE}=skipped; the Wine test does not run");
         return Ok(None);
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the workspace")?
-        .to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&workspace)
-        .args(["build", "--release", "--locked", "--target", WINDOWS_TARGET])
-        .args(["-p", "capture-agent", "-p", "capture-test-desktop"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .status()
-        .context("running cargo to build the Windows binaries")?;
-    anyhow::ensure!(
-        status.success(),
-        "building the Windows binaries failed (rustup target add {WINDOWS_TARGET}; Debian's \
-         gcc-mingw-w64-x86-64; or set {SKIP_VARIABLE}=skipped)"
-    );
+    crate::cargo::build(
+        target_dir,
+        &[
+            "--release",
+            "--target",
+            WINDOWS_TARGET,
+            "-p",
+            "capture-agent",
+            "-p",
+            "capture-test-desktop",
+        ],
+    )
+    .with_context(|| {
+        format!(
+            "building the Windows binaries (rustup target add {WINDOWS_TARGET}; Debian's \
+             gcc-mingw-w64-x86-64; or set {SKIP_VARIABLE}=skipped)"
+        )
+    })?;
     Ok(Some(target_dir.join(WINDOWS_TARGET).join("release")))
 }
 

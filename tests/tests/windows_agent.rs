@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use capture_agent::capture::ScreenSource as _;
 use capture_agent::capture::screen::Screen;
 use capture_shared::ids::{ContactId, MonitorId};
-use capture_shared::scn::{ClockAnchor, Record, recover};
-use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_shared::scn::{Record, recover};
+use capture_shared::time::{AgentMicros, UtcMicros, UtcMillis};
 use capture_tests::picture::psnr;
 use capture_tests::server::TestServer;
 use capture_tests::webex::{CallScript, post_call_state};
@@ -74,11 +74,6 @@ fn near(actual: [u8; 3], expected: [u8; 3]) -> bool {
         .iter()
         .zip(expected)
         .all(|(a, e)| (i16::from(*a) - i16::from(e)).abs() <= 40)
-}
-
-/// Capture time on the server's clock, by the file's best clock measurement.
-fn on_server(anchor: &ClockAnchor, captured: u64) -> i64 {
-    anchor.server.0 + (captured as i64 - anchor.agent.0 as i64)
 }
 
 fn read_flag(dir: &Path, name: &str) -> Option<i64> {
@@ -298,7 +293,7 @@ async fn the_windows_agent_records_a_call_under_wine() -> anyhow::Result<()> {
         }
     }
     let first_changed = first_changed.ok_or_else(|| anyhow::anyhow!("the change never shows"))?;
-    let delay_us = on_server(&anchor, first_changed) - painted_us;
+    let delay_us = anchor.to_server(AgentMicros(first_changed)).0 - painted_us;
     eprintln!(
         "backend {backend}; {} frames; change painted → first frame showing it: {} ms",
         videos.len(),

@@ -142,7 +142,7 @@ pub fn scan(scn: &Path) -> Result<ScnFacts, StitchError> {
         }
     }
     facts.monitors.sort();
-    facts.clock_offset_us = best.map(|a| a.server.0 - i64::try_from(a.agent.0).unwrap_or(i64::MAX));
+    facts.clock_offset_us = best.map(|a| a.offset_us());
     Ok(facts)
 }
 

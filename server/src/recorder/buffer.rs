@@ -468,12 +468,7 @@ impl CallBuffer {
     ) -> Option<(UtcMicros, UtcMicros)> {
         let file = self.owned(agent, contact).ok()?;
         let anchor = *lock(&self.anchors).get(&agent)?;
-        let on_server = |t: AgentMicros| {
-            let delta = i64::try_from(t.0).unwrap_or(i64::MAX)
-                - i64::try_from(anchor.agent.0).unwrap_or(i64::MAX);
-            UtcMicros(anchor.server.0.saturating_add(delta))
-        };
-        let (from, to) = (on_server(from), on_server(to));
+        let (from, to) = (anchor.to_server(from), anchor.to_server(to));
         file.push(Op::Append {
             record: Record::Gap {
                 from,

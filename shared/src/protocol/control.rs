@@ -145,7 +145,8 @@ pub enum AgentMessage {
         recording: Vec<ContactId>,
         /// Bytes waiting in the agent's offline spool.
         spool_bytes: u64,
-        /// The capture backend now in use, when it changed since `Hello` (a fallback).
+        /// The capture backend now in use (it changes after a fallback); absent from agents
+        /// older than the field.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         capture_backend: Option<String>,
     },

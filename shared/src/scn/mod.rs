@@ -76,6 +76,24 @@ pub struct ClockAnchor {
     pub rtt_us: u64,
 }
 
+impl ClockAnchor {
+    /// Microseconds to add to an agent instant to get the server instant.
+    pub fn offset_us(&self) -> i64 {
+        self.server
+            .0
+            .saturating_sub(i64::try_from(self.agent.0).unwrap_or(i64::MAX))
+    }
+
+    /// An instant of the agent's clock on the server's clock.
+    pub fn to_server(&self, at: AgentMicros) -> UtcMicros {
+        UtcMicros(
+            i64::try_from(at.0)
+                .unwrap_or(i64::MAX)
+                .saturating_add(self.offset_us()),
+        )
+    }
+}
+
 /// When the writer forces appended records to stable storage. Every policy writes each record
 /// to the operating system before `append` returns, so a killed process loses nothing; the
 /// policy decides what a power loss may take.

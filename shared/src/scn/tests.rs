@@ -383,3 +383,21 @@ fn every_fsync_policy_writes_a_readable_file() {
         );
     }
 }
+
+#[test]
+fn an_anchor_maps_agent_instants_onto_the_server_clock() {
+    let anchor = ClockAnchor {
+        agent: AgentMicros(1_000_000),
+        server: UtcMicros(1_700_000_000_000_000),
+        rtt_us: 400,
+    };
+    assert_eq!(anchor.offset_us(), 1_699_999_999_000_000);
+    assert_eq!(
+        anchor.to_server(AgentMicros(1_200_000)),
+        UtcMicros(1_700_000_000_200_000)
+    );
+    assert_eq!(
+        anchor.to_server(AgentMicros(0)),
+        UtcMicros(1_699_999_999_000_000)
+    );
+}

@@ -63,27 +63,23 @@ impl Drop for Killed {
     }
 }
 
-fn agent_binary() -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "capture-agent",
-            "--bin",
-            "capture-agent",
-        ])
-        .status()
-        .context("building capture-agent")?;
-    anyhow::ensure!(status.success(), "building capture-agent failed");
+/// The workspace's target directory (the runner is `<target>/release/bench`).
+fn target_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let binary = exe
+    Ok(exe
         .parent()
+        .and_then(Path::parent)
         .context("no target directory")?
-        .join("capture-agent");
-    anyhow::ensure!(binary.exists(), "{} not found", binary.display());
-    Ok(binary)
+        .to_owned())
+}
+
+fn agent_binary() -> anyhow::Result<PathBuf> {
+    let target = target_dir()?;
+    capture_tests::cargo::build(
+        &target,
+        &["--release", "-p", "capture-agent", "--bin", "capture-agent"],
+    )?;
+    Ok(target.join("release").join("capture-agent"))
 }
 
 /// CPU seconds (user + system) of a process.
@@ -193,16 +189,9 @@ pub fn run(
     };
     let binary = match platform {
         Platform::Native => agent_binary()?,
-        Platform::Wine => {
-            let exe = std::env::current_exe()?;
-            let target = exe
-                .parent()
-                .and_then(Path::parent)
-                .context("no target directory")?;
-            windows_binaries(target)?
-                .context("the Windows build is skipped")?
-                .join("capture-agent.exe")
-        }
+        Platform::Wine => windows_binaries(&target_dir()?)?
+            .context("the Windows build is skipped")?
+            .join("capture-agent.exe"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
