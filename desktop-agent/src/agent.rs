@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::capture::{ScreenSource, locate};
+use crate::capture::{CaptureError, ScreenSource, locate};
 use crate::clock::AgentClock;
 use crate::connection::{ConnectError, Endpoint, Socket, connect};
 use crate::pipeline::{ENCODED_QUEUE, EncodedFrame, Output, Pipeline};
@@ -73,6 +73,12 @@ pub struct Status {
     pub unacked: usize,
     /// Best clock offset to the server, µs (server = agent + offset).
     pub clock_offset_us: Option<i64>,
+    /// When the last contact started recording (Unix ms).
+    pub last_contact_at_ms: Option<u64>,
+    /// Whether the recorder has accepted this agent at least once since it started.
+    pub ever_connected: bool,
+    /// Why the screen may not be recorded at all (the user has not allowed it), if so.
+    pub not_permitted: Option<String>,
 }
 
 /// The agent.
@@ -112,6 +118,8 @@ struct Unacked {
 struct State {
     settings: StreamSettings,
     monitors: Vec<MonitorInfo>,
+    /// Why no monitor can be captured (the user has not allowed screen recording).
+    not_permitted: Option<String>,
     recordings: HashMap<ContactId, Vec<Pipeline>>,
     /// Contacts whose pipelines are draining after a stop (true: discarded).
     stopping: HashMap<ContactId, bool>,
@@ -133,7 +141,16 @@ enum End {
 }
 
 impl Agent {
-    fn hello(&self, monitors: Vec<MonitorInfo>) -> Hello {
+    /// The backend's name as the recorder is told it: with the refusal when the user has not
+    /// allowed screen recording.
+    fn backend(&self, not_permitted: Option<&String>) -> String {
+        match not_permitted {
+            Some(_) => format!("{} (screen recording not permitted)", self.source.backend()),
+            None => self.source.backend(),
+        }
+    }
+
+    fn hello(&self, monitors: Vec<MonitorInfo>, not_permitted: Option<&String>) -> Hello {
         Hello {
             protocol_version: PROTOCOL_VERSION,
             agent_id: self.identity.agent_id,
@@ -142,7 +159,7 @@ impl Agent {
             machine: self.identity.machine.clone(),
             monitors,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            capture_backend: Some(self.source.backend()),
+            capture_backend: Some(self.backend(not_permitted)),
         }
     }
 
@@ -157,11 +174,20 @@ impl Agent {
 
     /// Runs until cancelled or refused for good.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), AgentError> {
-        let monitors = self.source.monitors()?;
+        let (monitors, not_permitted) = match self.source.monitors() {
+            Ok(monitors) => (monitors, None),
+            Err(CaptureError::NotPermitted(why)) => {
+                tracing::error!(%why, "the screen may not be recorded: every contact is refused with this reason");
+                (Vec::new(), Some(why))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.status(|s| s.not_permitted.clone_from(&not_permitted));
         let (output_tx, mut output) = mpsc::channel(ENCODED_QUEUE);
         let mut state = State {
             settings: StreamSettings::default(),
             monitors,
+            not_permitted,
             recordings: HashMap::new(),
             stopping: HashMap::new(),
             next_sequence: HashMap::new(),
@@ -177,7 +203,7 @@ impl Agent {
         spawn_pointer_reader(&self, pointer_tx, pointer_cancel.clone());
         let mut backoff = Backoff::new();
         let result = loop {
-            let hello = self.hello(state.monitors.clone());
+            let hello = self.hello(state.monitors.clone(), state.not_permitted.as_ref());
             let attempt = tokio::select! {
                 attempt = connect(&self.endpoint, &hello) => attempt,
                 () = cancel.cancelled() => break Ok(()),
@@ -188,6 +214,7 @@ impl Agent {
                     state.settings = welcome.settings;
                     self.status(|s| {
                         s.connected = true;
+                        s.ever_connected = true;
                         s.last_error = None;
                     });
                     let started = std::time::Instant::now();
@@ -347,7 +374,7 @@ impl Agent {
                         s.unacked = state.unacked.len();
                         s.frames_encoded = encoded;
                     });
-                    let capture_backend = Some(self.source.backend());
+                    let capture_backend = Some(self.backend(state.not_permitted.as_ref()));
                     vec![control(&AgentMessage::Heartbeat { recording, spool_bytes, capture_backend })]
                 }
                 () = tokio::time::sleep_until(next_ping) => {
@@ -376,6 +403,12 @@ impl Agent {
                 {
                     return Vec::new();
                 }
+                if let Some(why) = &state.not_permitted {
+                    return vec![control(&AgentMessage::RecordingFailed {
+                        contact,
+                        reason: why.chars().take(200).collect(),
+                    })];
+                }
                 for total in resume {
                     state
                         .next_sequence
@@ -403,6 +436,11 @@ impl Agent {
                 }
                 tracing::info!(%contact, monitors = pipelines.len(), "recording started");
                 state.recordings.insert(contact, pipelines);
+                let recording: Vec<ContactId> = state.recordings.keys().copied().collect();
+                self.status(|s| {
+                    s.recording = recording;
+                    s.last_contact_at_ms = Some(crate::local::unix_ms());
+                });
                 Vec::new()
             }
             ServerMessage::Stop { contact } => {
@@ -459,7 +497,10 @@ impl Agent {
     }
 
     fn stop(&self, contact: ContactId, discard: bool, state: &mut State) {
-        let Some(pipelines) = state.recordings.remove(&contact) else {
+        let removed = state.recordings.remove(&contact);
+        let recording: Vec<ContactId> = state.recordings.keys().copied().collect();
+        self.status(|s| s.recording = recording);
+        let Some(pipelines) = removed else {
             return;
         };
         tracing::info!(%contact, discard, "recording stopped");

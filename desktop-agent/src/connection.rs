@@ -36,6 +36,9 @@ pub enum ConnectError {
         /// What was wrong.
         message: String,
     },
+    /// The proxy URL is unusable.
+    #[error("bad proxy url {0}")]
+    BadProxy(String),
     /// Network, TLS or websocket failure: retry later.
     #[error("connection failed: {0}")]
     Network(String),
@@ -58,7 +61,9 @@ impl ConnectError {
                 code,
                 RefusalCode::ShuttingDown | RefusalCode::AlreadyConnected
             ),
-            ConnectError::BadUrl(_) | ConnectError::CaFile { .. } => false,
+            ConnectError::BadUrl(_) | ConnectError::BadProxy(_) | ConnectError::CaFile { .. } => {
+                false
+            }
         }
     }
 }
@@ -72,6 +77,61 @@ pub struct Endpoint {
     pub port: u16,
     /// The TLS settings.
     pub tls: Arc<rustls::ClientConfig>,
+    /// An HTTP proxy to tunnel through (`CONNECT`); TLS stays end to end with the recorder.
+    pub proxy: Option<Proxy>,
+}
+
+/// An HTTP proxy: `http://[user:password@]host:port`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// The URL as configured (for reqwest).
+    pub url: String,
+    /// Host.
+    pub host: String,
+    /// Port (the URL must say it).
+    pub port: u16,
+    /// Basic credentials, when the URL carries them.
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Proxy({}:{})", self.host, self.port)
+    }
+}
+
+impl Proxy {
+    /// Parses `http://[user:password@]host:port` (an HTTPS proxy or one without a port is refused
+    /// with its reason).
+    pub fn parse(url: &str) -> Result<Proxy, ConnectError> {
+        let bad = |why: &str| ConnectError::BadProxy(format!("{url:?}: {why}"));
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if parsed.scheme() != "http" {
+            return Err(bad(
+                "expected http://host:port (the tunnel's TLS is the recorder's)",
+            ));
+        }
+        let host = parsed.host_str().ok_or_else(|| bad("no host"))?.to_owned();
+        let port = parsed.port().ok_or_else(|| bad("no port"))?;
+        let credentials = (!parsed.username().is_empty()).then(|| {
+            let decode = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            (
+                decode(parsed.username()),
+                decode(parsed.password().unwrap_or_default()),
+            )
+        });
+        Ok(Proxy {
+            url: url.to_owned(),
+            host,
+            port,
+            credentials,
+        })
+    }
 }
 
 impl Endpoint {
@@ -82,6 +142,7 @@ impl Endpoint {
             host,
             port,
             tls: Arc::new(tls_config(ca_file)?),
+            proxy: None,
         })
     }
 
@@ -93,7 +154,38 @@ impl Endpoint {
             host,
             port,
             tls: Arc::new(pinned_tls_config(parse_pin(pin)?)?),
+            proxy: None,
         })
+    }
+
+    /// Through the proxy at `url`, if any.
+    pub fn with_proxy(mut self, url: Option<&str>) -> Result<Endpoint, ConnectError> {
+        self.proxy = url.map(Proxy::parse).transpose()?;
+        Ok(self)
+    }
+
+    /// A TCP stream to the recorder: direct, or tunnelled through the proxy.
+    pub async fn tcp(&self) -> Result<TcpStream, ConnectError> {
+        let network = |e: &dyn std::fmt::Display| ConnectError::Network(e.to_string());
+        let Some(proxy) = &self.proxy else {
+            return TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| network(&e));
+        };
+        let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))
+            .await
+            .map_err(|e| ConnectError::Network(format!("proxy {proxy:?}: {e}")))?;
+        let tunnel = match &proxy.credentials {
+            Some((user, password)) => {
+                async_http_proxy::http_connect_tokio_with_basic_auth(
+                    &mut tcp, &self.host, self.port, user, password,
+                )
+                .await
+            }
+            None => async_http_proxy::http_connect_tokio(&mut tcp, &self.host, self.port).await,
+        };
+        tunnel.map_err(|e| ConnectError::Network(format!("proxy {proxy:?} CONNECT: {e}")))?;
+        Ok(tcp)
     }
 
     /// The base URL (`https://host:port`).
@@ -261,9 +353,7 @@ pub async fn connect(
     hello: &Hello,
 ) -> Result<(Socket, Welcome), ConnectError> {
     let network = |e: &dyn std::fmt::Display| ConnectError::Network(e.to_string());
-    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-        .await
-        .map_err(|e| network(&e))?;
+    let tcp = endpoint.tcp().await?;
     tcp.set_nodelay(true).map_err(|e| network(&e))?;
     let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| network(&e))?;
     let stream = tokio_rustls::TlsConnector::from(endpoint.tls.clone())

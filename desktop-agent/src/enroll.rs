@@ -6,7 +6,7 @@ use std::path::Path;
 use capture_shared::ids::AgentId;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::{ConnectError, tls_config};
+use crate::connection::{ConnectError, Endpoint};
 
 /// The request.
 #[derive(Debug, Serialize)]
@@ -76,28 +76,120 @@ pub enum EnrollError {
     },
 }
 
+impl EnrollError {
+    /// Whether trying again later can succeed: the recorder unreachable, busy or rate-limiting
+    /// (a used-up, expired or revoked token cannot).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EnrollError::Network(_) => true,
+            EnrollError::Refused { status, .. } => *status == 429 || *status >= 500,
+            EnrollError::Tls(_) => false,
+        }
+    }
+}
+
+/// The first start of an agent the installer configured: trades the machine's enrolment token
+/// for this user's credential, saves it in the user's file `user_file` (protected), then deletes
+/// the token from the machine's settings (`machine_file` and the managed values). A token that
+/// cannot be deleted (no right to) is logged for IT and never used again by this user, who is
+/// enrolled from then on.
+pub async fn first_start(
+    machine: &crate::config::MachineConfig,
+    machine_file: &Path,
+    user_file: &Path,
+) -> Result<crate::config::AgentConfig, FirstStartError> {
+    let (Some(server), Some(token)) = (&machine.server, &machine.enrolment_token) else {
+        return Err(FirstStartError::NotConfigured);
+    };
+    let mut config = crate::config::AgentConfig {
+        server: server.clone(),
+        ca_file: machine.ca_file.clone(),
+        server_ca_sha256: machine.server_ca_sha256.clone(),
+        agent_id: AgentId(uuid::Uuid::nil()),
+        credential: String::new(),
+        source: machine.source.clone().unwrap_or_else(|| "screen".into()),
+        proxy: machine.proxy.clone(),
+    };
+    let endpoint = config.endpoint()?;
+    let (os_user, host) = (crate::platform::os_user(), crate::platform::machine_name());
+    let enrolled = enroll_with(
+        &endpoint,
+        &EnrollRequest {
+            token,
+            machine: &host,
+            os_user: &os_user,
+            email: None,
+        },
+    )
+    .await?;
+    config.agent_id = enrolled.agent_id;
+    config.credential = enrolled.credential;
+    config
+        .save(user_file)
+        .map_err(|e| FirstStartError::Save(format!("{}: {e}", user_file.display())))?;
+    tracing::info!(agent = %config.agent_id, server = %config.server, "enrolled with the installer's token");
+    match crate::config::remove_enrolment_token(machine_file) {
+        Ok(()) => tracing::info!("the installer's enrolment token was deleted"),
+        Err(left) => tracing::warn!(
+            left,
+            "the used enrolment token could not be deleted: IT should remove it"
+        ),
+    }
+    Ok(config)
+}
+
+/// Why a first start's enrolment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FirstStartError {
+    /// The machine has no server or no token.
+    #[error("the machine's settings have no SERVER_URL and ENROLLMENT_TOKEN")]
+    NotConfigured,
+    /// The settings are unusable (bad URL, pin or proxy).
+    #[error(transparent)]
+    Settings(#[from] ConnectError),
+    /// The recorder refused or could not be reached.
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
+    /// The credential could not be saved.
+    #[error("saving the credential: {0}")]
+    Save(String),
+}
+
+impl FirstStartError {
+    /// Whether trying again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FirstStartError::Enroll(e) if e.is_retryable())
+    }
+}
+
 /// Enrols with the recorder at `server`, trusting the system's roots and `ca_file`.
 pub async fn enroll(
     server: &str,
     ca_file: Option<&Path>,
     request: &EnrollRequest<'_>,
 ) -> Result<Enrolled, EnrollError> {
-    enroll_with(server, tls_config(ca_file)?, request).await
+    enroll_with(&Endpoint::new(server, ca_file)?, request).await
 }
 
-/// Enrols with the recorder at `server` with these TLS settings (a pinned CA).
+/// Enrols with the recorder at `endpoint` (its TLS settings, e.g. a pinned CA, and its proxy).
 pub async fn enroll_with(
-    server: &str,
-    tls: rustls::ClientConfig,
+    endpoint: &Endpoint,
     request: &EnrollRequest<'_>,
 ) -> Result<Enrolled, EnrollError> {
-    crate::connection::parse_server(server)?;
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(std::time::Duration::from_secs(30))
+    let mut client = reqwest::Client::builder()
+        .use_preconfigured_tls((*endpoint.tls).clone())
+        .timeout(std::time::Duration::from_secs(30));
+    client = match &endpoint.proxy {
+        Some(proxy) => client.proxy(
+            reqwest::Proxy::all(&proxy.url)
+                .map_err(|e| ConnectError::BadProxy(format!("{proxy:?}: {e}")))?,
+        ),
+        None => client.no_proxy(),
+    };
+    let client = client
         .build()
         .map_err(|e| EnrollError::Network(e.to_string()))?;
-    let url = format!("{}/agent/v1/enroll", server.trim_end_matches('/'));
+    let url = format!("{}/agent/v1/enroll", endpoint.base_url());
     let response = client
         .post(url)
         .json(request)

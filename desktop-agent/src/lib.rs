@@ -6,6 +6,7 @@
 //! - [`pipeline`]: capture → change detection → colour conversion → encode, one per monitor;
 //! - [`agent`]: the connection's life: commands, frames, acks, clock, pointer, reconnects;
 //! - [`connection`]: verified TLS websocket and the handshake; [`enroll`]; [`config`];
+//! - [`local`]: the one-agent-per-user lock and the status file the tray reads;
 //! - [`clock`]: the one monotonic clock every timestamp comes from; [`backoff`];
 //! - [`platform`]: configuration paths, the credential's protection, stop signals, per OS.
 
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod enroll;
+pub mod local;
 pub mod pipeline;
 pub mod platform;
 

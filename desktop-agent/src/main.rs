@@ -7,9 +7,13 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use capture_agent::agent::{Agent, Identity, Status};
 use capture_agent::clock::AgentClock;
-use capture_agent::config::{AgentConfig, default_path};
+use capture_agent::config::{
+    AgentConfig, ConfigError, MachineConfig, default_path, machine_config_path,
+};
 use capture_agent::connection::connect;
 use capture_agent::enroll::{EnrollRequest, enroll_with};
+use capture_agent::local::{self, AgentState, StatusReport};
+use capture_agent::platform::{machine_name as machine, os_user};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -61,29 +65,16 @@ enum Command {
         /// What to capture (screen, synthetic-office, synthetic-still).
         #[arg(long, default_value = "screen")]
         source: String,
+        /// An HTTP proxy to reach the recorder through, http://[user:password@]host:port.
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
     },
-    /// Run the agent until stopped (SIGTERM / Ctrl-C).
+    /// Run the agent until stopped (SIGTERM / Ctrl-C, logoff). At its first start on a machine
+    /// the installer configured (SERVER_URL + ENROLLMENT_TOKEN), it enrols this user first and
+    /// deletes the token. One agent runs per user: a second start exits with code 3.
     Run,
     /// Check the configuration and the connection to the recorder, print JSON.
     Status,
-}
-
-fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn machine() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The enrolment token from `file`, else from `CAPTURE_AGENT_ENROLMENT_TOKEN`.
@@ -131,7 +122,136 @@ fn identity(config: &AgentConfig) -> Identity {
     }
 }
 
-async fn main_async(cli: Cli) -> anyhow::Result<()> {
+/// The configuration to run with: the user's; at a first start, the enrolment the machine's
+/// token buys (retried while the recorder cannot be reached).
+async fn configuration(
+    path: &std::path::Path,
+    status_file: &std::path::Path,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<AgentConfig>> {
+    let machine = MachineConfig::load()?;
+    match AgentConfig::load_over(&machine, path) {
+        Ok(config) => return Ok(Some(config)),
+        Err(ConfigError::NotEnrolled { .. }) if machine.enrolment_token.is_some() => {}
+        Err(error) => return Err(error.into()),
+    }
+    let server = machine.server.clone().unwrap_or_default();
+    let mut backoff = capture_agent::backoff::Backoff::new();
+    loop {
+        let _ = StatusReport::only(AgentState::Enrolling, &server, None).write(status_file);
+        match capture_agent::enroll::first_start(&machine, &machine_config_path(), path).await {
+            Ok(config) => return Ok(Some(config)),
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(%error, "enrolment failed; trying again");
+                let _ = StatusReport::only(AgentState::Enrolling, &server, Some(error.to_string()))
+                    .write(status_file);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = cancel.cancelled() => return Ok(None),
+        }
+    }
+}
+
+/// `capture-agent run`.
+async fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let lock_file = local::lock_path(path);
+    let Some(_lock) = local::InstanceLock::acquire(&lock_file)
+        .with_context(|| format!("locking {}", lock_file.display()))?
+    else {
+        eprintln!(
+            "capture-agent: another agent is running for this user ({} is locked)",
+            lock_file.display()
+        );
+        return Ok(ExitCode::from(local::EXIT_ALREADY_RUNNING));
+    };
+    let status_file = local::status_path(path);
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        capture_agent::platform::shutdown_signal().await;
+        stop.cancel();
+    });
+    let config = match configuration(path, &status_file, &cancel).await {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            let _ = std::fs::remove_file(&status_file);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => {
+            let _ = StatusReport::only(AgentState::Error, "", Some(format!("{error:#}")))
+                .write(&status_file);
+            return Err(error);
+        }
+    };
+    let status = Arc::new(Mutex::new(Status::default()));
+    let agent = Agent {
+        endpoint: config.endpoint()?,
+        identity: identity(&config),
+        source: capture_agent::source(&config.source).map_err(anyhow::Error::msg)?,
+        clock: AgentClock::new(),
+        status: status.clone(),
+    };
+    let report = {
+        let (status, status_file, server, agent_id) = (
+            status.clone(),
+            status_file.clone(),
+            config.server.clone(),
+            config.agent_id,
+        );
+        let cancel = cancel.child_token();
+        tokio::spawn(async move {
+            let mut previous: Option<StatusReport> = None;
+            let mut interval = tokio::time::interval(local::STATUS_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    () = cancel.cancelled() => break,
+                }
+                let now = status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let report = StatusReport::of(&now, &server, Some(agent_id), previous.as_ref());
+                if let Err(error) = report.write(&status_file) {
+                    tracing::debug!(%error, "status file not written");
+                }
+                previous = Some(report);
+            }
+        })
+    };
+    let result = agent.run(cancel.clone()).await;
+    cancel.cancel();
+    let _ = report.await;
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&status_file);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            let mut last = StatusReport::of(
+                &status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                &config.server,
+                Some(config.agent_id),
+                None,
+            );
+            last.state = AgentState::Error;
+            last.last_error = Some(error.to_string());
+            let _ = last.write(&status_file);
+            eprintln!("capture-agent: {error}");
+            Ok(ExitCode::from(match error {
+                capture_agent::agent::AgentError::Refused(_) => local::EXIT_REFUSED,
+                capture_agent::agent::AgentError::Capture(_) => 1,
+            }))
+        }
+    }
+}
+
+async fn main_async(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = cli.config.clone().unwrap_or_else(default_path);
     match cli.command {
         Command::Enroll {
@@ -142,6 +262,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             server_ca_sha256,
             email,
             source,
+            proxy,
         } => {
             capture_agent::source(&source).map_err(anyhow::Error::msg)?;
             let (user, host) = (os_user(), machine());
@@ -152,6 +273,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                 agent_id: capture_shared::ids::AgentId(uuid::Uuid::nil()),
                 credential: String::new(),
                 source,
+                proxy,
             };
             let endpoint = config.endpoint()?;
             let enrolled = match credential_file {
@@ -170,8 +292,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                 None => {
                     let token = enrolment_token(token_file.as_deref())?;
                     enroll_with(
-                        &config.server,
-                        (*endpoint.tls).clone(),
+                        &endpoint,
                         &EnrollRequest {
                             token: &token,
                             machine: &host,
@@ -191,26 +312,9 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({ "agent_id": config.agent_id, "config": path })
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Run => {
-            let config = AgentConfig::load(&path)?;
-            let agent = Agent {
-                endpoint: config.endpoint()?,
-                identity: identity(&config),
-                source: capture_agent::source(&config.source).map_err(anyhow::Error::msg)?,
-                clock: AgentClock::new(),
-                status: Arc::new(Mutex::new(Status::default())),
-            };
-            let cancel = CancellationToken::new();
-            let stop = cancel.clone();
-            tokio::spawn(async move {
-                capture_agent::platform::shutdown_signal().await;
-                stop.cancel();
-            });
-            agent.run(cancel).await?;
-            Ok(())
-        }
+        Command::Run => run(&path).await,
         Command::Status => {
             let config = AgentConfig::load(&path)?;
             let endpoint = config.endpoint()?;
@@ -238,7 +342,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
                     "connection": connection,
                 })
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -264,7 +368,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(main_async(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("capture-agent: {error:#}");
             ExitCode::from(1)

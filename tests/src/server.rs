@@ -137,6 +137,18 @@ impl TestServer {
             .join(capture_server::tls::GENERATED_CA)
     }
 
+    /// The SHA-256 (hex) of the generated CA certificate: what an installer's
+    /// `SERVER_CA_SHA256` carries.
+    pub fn ca_sha256(&self) -> anyhow::Result<String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        use sha2::Digest as _;
+        let ca = CertificateDer::pem_file_iter(self.ca_file())?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no CA certificate"))??;
+        Ok(hex::encode(sha2::Sha256::digest(ca.as_ref())))
+    }
+
     /// The administrator's API token.
     pub fn api_token(&self) -> anyhow::Result<String> {
         let path = self

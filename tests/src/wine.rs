@@ -100,7 +100,7 @@ impl Wine {
     }
 
     /// A Wine tool (`wineboot`, `wineserver`) or `wine` itself with this prefix's environment.
-    fn raw(&self, program: &str) -> Command {
+    pub fn raw(&self, program: &str) -> Command {
         let mut command = Command::new(program);
         command
             .env("WINEPREFIX", self.prefix.path())
@@ -117,6 +117,66 @@ impl Wine {
         let mut command = self.raw("wine");
         command.arg(self.bin.join(exe));
         command
+    }
+
+    /// `cmd /c <line>` in the prefix: the command's exit code (`%ERRORLEVEL%`; Wine's own exit
+    /// code for `msiexec` run directly is not the installer's) and what it printed.
+    pub fn cmd(&self, line: &str) -> anyhow::Result<(i32, String)> {
+        let output = self
+            .raw("wine")
+            .args(["cmd", "/c", &format!("{line} & echo EXIT=%ERRORLEVEL%")])
+            .output()
+            .context("running wine cmd")?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let code = text
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("EXIT="))
+            .and_then(|c| c.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no exit code from `{line}`: {text}"))?;
+        Ok((code, text))
+    }
+
+    /// The values (name → data) of a registry key, `None` when the key does not exist (64-bit
+    /// view).
+    pub fn registry(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<Option<std::collections::BTreeMap<String, String>>> {
+        let output = self
+            .raw("wine")
+            .args(["reg", "query", key, "/reg:64"])
+            .output()
+            .context("running wine reg")?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        let mut values = std::collections::BTreeMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Some(line) = line.strip_prefix("    ") else {
+                continue;
+            };
+            let mut parts = line.splitn(3, "    ");
+            if let (Some(name), Some(kind)) = (parts.next(), parts.next())
+                && kind.starts_with("REG_")
+            {
+                values.insert(
+                    name.trim().to_owned(),
+                    parts.next().unwrap_or_default().trim().to_owned(),
+                );
+            }
+        }
+        Ok(Some(values))
+    }
+
+    /// `C:\Program Files` as a Linux path.
+    pub fn program_files(&self) -> PathBuf {
+        self.prefix.path().join("drive_c").join("Program Files")
+    }
+
+    /// The `ProcessPrng` shim Wine 8 needs beside a Rust program (test-only, never shipped).
+    pub fn shim(&self) -> PathBuf {
+        self.bin.join("bcryptprimitives.dll")
     }
 
     /// A Linux path as Wine's `Z:` drive names it.

@@ -421,19 +421,11 @@ async fn an_agent_added_by_an_administrator_is_taken_by_capture_agent_as_printed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_ca_is_the_only_one_trusted_and_plain_http_is_refused() -> anyhow::Result<()> {
-    use capture_agent::connection::{
-        ConnectError, Endpoint, connect, parse_pin, pinned_tls_config,
-    };
+    use capture_agent::connection::{ConnectError, Endpoint, connect};
     use capture_agent::enroll::enroll_with;
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    use sha2::Digest as _;
 
     let server = TestServer::start().await?;
-    let ca = CertificateDer::pem_file_iter(server.ca_file())?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no CA certificate"))??;
-    let pin = hex::encode(sha2::Sha256::digest(ca.as_ref()));
+    let pin = server.ca_sha256()?;
     let default = std::fs::read_to_string(server.data_dir.path().join("enrolment-token"))?;
     let request = EnrollRequest {
         token: default.trim(),
@@ -442,12 +434,7 @@ async fn a_pinned_ca_is_the_only_one_trusted_and_plain_http_is_refused() -> anyh
         email: None,
     };
     // The pin alone (no CA file, no system root knows this CA) enrols and connects.
-    let enrolled = enroll_with(
-        &server.base_url(),
-        pinned_tls_config(parse_pin(&pin)?)?,
-        &request,
-    )
-    .await?;
+    let enrolled = enroll_with(&Endpoint::pinned(&server.base_url(), &pin)?, &request).await?;
     let hello = capture_tests::fake_agent::hello(enrolled.agent_id, &enrolled.credential);
     let endpoint = Endpoint::pinned(&server.base_url(), &pin.to_uppercase())?;
     connect(&endpoint, &hello).await?;

@@ -41,6 +41,11 @@ pub enum CaptureError {
     /// The platform capturer failed.
     #[error("capture failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The user has not allowed this program to record the screen (macOS: Privacy & Security →
+    /// Screen Recording). The agent stays connected, says so in its backend, and refuses each
+    /// contact with this reason, so the recorder names the gap.
+    #[error("screen recording not permitted: {0}")]
+    NotPermitted(String),
     /// The screen cannot be captured for a while (locked); the stretch is a named gap.
     #[error("screen not capturable: {}", .0.reason())]
     Interrupted(interruption::Interruption),

@@ -12,6 +12,7 @@ mod platform;
 
 #[cfg(target_os = "macos")]
 #[path = "screen_macos.rs"]
+#[allow(unsafe_code)]
 mod platform;
 
 use std::time::Instant;
@@ -32,8 +33,13 @@ pub struct Screen {
 
 impl Screen {
     fn displays(&self) -> Result<Vec<scrap::Display>, CaptureError> {
-        platform::displays(self.display.as_deref())
-            .map_err(|e| CaptureError::NoDisplay(e.to_string()))
+        platform::displays(self.display.as_deref()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                CaptureError::NotPermitted(e.to_string())
+            } else {
+                CaptureError::NoDisplay(e.to_string())
+            }
+        })
     }
 }
 

@@ -13,8 +13,30 @@ use super::super::{CaptureError, PointerSource};
 /// The backend's name in `Hello`.
 pub const BACKEND: &str = "quartz";
 
-/// The monitors (a display name means nothing here).
+#[link(name = "CoreGraphics", kind = "framework")]
+unsafe extern "C" {
+    /// Whether this process may record the screen (macOS 10.15+), without asking.
+    fn CGPreflightScreenCaptureAccess() -> bool;
+    /// Asks the user once (the system's prompt); later calls only answer.
+    fn CGRequestScreenCaptureAccess() -> bool;
+}
+
+/// What the user is told when Screen Recording is not allowed (the tray and the recorder show it).
+pub const NOT_PERMITTED: &str = "Capture Agent may not record the screen: allow it in System \
+Settings → Privacy & Security → Screen Recording (a standard user may, where IT's profile allows \
+it), then reopen Capture Agent";
+
+/// The monitors (a display name means nothing here), once the user has allowed Screen
+/// Recording; at the first refusal the system's prompt is shown.
 pub fn displays(_name: Option<&str>) -> io::Result<Vec<scrap::Display>> {
+    // SAFETY: both take no arguments and only read (or ask for) this process's TCC grant.
+    let allowed = unsafe { CGPreflightScreenCaptureAccess() || CGRequestScreenCaptureAccess() };
+    if !allowed {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            NOT_PERMITTED,
+        ));
+    }
     scrap::Display::all()
 }
 

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | user file | `$XDG_CONFIG_HOME/capture/agent.toml` | `%LOCALAPPDATA%\Capture\agent.toml` |
 //! | machine file (installer) | `/etc/capture/agent.toml` | `%ProgramData%\Capture\agent.toml` |
+//! | managed settings (over it) | macOS: the profile's `org.capture.agent` preferences | the MSI's `HKLM\Software\Capture\Agent` |
 //! | credential | in the user file, mode 0600 | DPAPI-protected (user scope) in the user file |
 //! | stop | SIGTERM, SIGINT | Ctrl-C, Ctrl-Break, console close, logoff, shutdown |
 
@@ -18,9 +19,29 @@ mod imp;
 mod imp;
 
 pub use imp::{
-    machine_config_path, protect_secret, reveal_secret, shutdown_signal, user_config_path,
-    write_private,
+    machine_config_path, managed_machine_settings, protect_secret, remove_managed_enrolment_token,
+    reveal_secret, shutdown_signal, user_config_path, write_private,
 };
+
+/// The logged-in user's name.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The machine's name.
+pub fn machine_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
 
 /// The prefix of a credential protected with Windows's DPAPI in the configuration file.
 pub const DPAPI_PREFIX: &str = "dpapi:";

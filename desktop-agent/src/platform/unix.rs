@@ -62,3 +62,40 @@ pub async fn shutdown_signal() {
         }
     }
 }
+
+/// macOS: the managed preferences a configuration profile installs (domain `org.capture.agent`).
+#[cfg(target_os = "macos")]
+pub const MANAGED_PREFERENCES: &str = "/Library/Managed Preferences/org.capture.agent.plist";
+
+/// The settings an MDM manages: on macOS the configuration profile's managed preferences; none on
+/// Linux (the package's `/etc/capture/agent.toml` is the machine file).
+pub fn managed_machine_settings() -> Vec<crate::config::MachineConfig> {
+    #[cfg(target_os = "macos")]
+    {
+        match std::fs::read(MANAGED_PREFERENCES) {
+            Ok(bytes) => match crate::config::managed_preferences(&bytes) {
+                Ok(settings) => return vec![settings],
+                Err(error) => {
+                    tracing::warn!(%error, path = MANAGED_PREFERENCES, "managed preferences ignored")
+                }
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(%error, path = MANAGED_PREFERENCES, "managed preferences unreadable")
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// A managed enrolment token cannot be removed by the agent: on macOS the profile owns it (the
+/// server's use count ends it); Linux has none.
+pub fn remove_managed_enrolment_token() -> Result<(), String> {
+    #[cfg(target_os = "macos")]
+    if std::path::Path::new(MANAGED_PREFERENCES).exists() {
+        return Err(format!(
+            "{MANAGED_PREFERENCES} is managed by the configuration profile: remove EnrollmentToken from the profile"
+        ));
+    }
+    Ok(())
+}

@@ -131,3 +131,89 @@ pub async fn shutdown_signal() {
         () = wait(ctrl_shutdown(), async |mut s| { s.recv().await; }) => {}
     }
 }
+
+/// Where the MSI writes its public properties (`SERVER_URL` …), 64-bit view.
+pub const MACHINE_REGISTRY_KEY: &str = r"Software\Capture\Agent";
+
+fn wide(text: &str) -> Vec<u16> {
+    text.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+/// One `REG_SZ` value of `HKLM\Software\Capture\Agent`, if present.
+fn machine_registry_value(name: &str) -> Option<String> {
+    use windows::Win32::System::Registry::{
+        HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ, RRF_SUBKEY_WOW6464KEY, RegGetValueW,
+    };
+    let key = wide(MACHINE_REGISTRY_KEY);
+    let value = wide(name);
+    let mut size = 0u32;
+    // SAFETY: the strings are NUL-terminated and alive for the calls; the first call only reads
+    // the size, the second writes at most `size` bytes into `buffer`.
+    unsafe {
+        let flags = RRF_RT_REG_SZ | RRF_SUBKEY_WOW6464KEY;
+        if RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            PCWSTR(key.as_ptr()),
+            PCWSTR(value.as_ptr()),
+            flags,
+            None,
+            None,
+            Some(&mut size),
+        )
+        .is_err()
+        {
+            return None;
+        }
+        let mut buffer = vec![0u16; (size as usize).div_ceil(2).max(1)];
+        if RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            PCWSTR(key.as_ptr()),
+            PCWSTR(value.as_ptr()),
+            flags,
+            None,
+            Some(buffer.as_mut_ptr().cast()),
+            Some(&mut size),
+        )
+        .is_err()
+        {
+            return None;
+        }
+        let length = buffer.iter().position(|&c| c == 0).unwrap_or(buffer.len());
+        Some(String::from_utf16_lossy(&buffer[..length]))
+    }
+}
+
+/// The MSI's values in `HKLM\Software\Capture\Agent` (over the machine file).
+pub fn managed_machine_settings() -> Vec<crate::config::MachineConfig> {
+    vec![crate::config::MachineConfig {
+        server: machine_registry_value("ServerUrl"),
+        server_ca_sha256: machine_registry_value("ServerCaSha256"),
+        proxy: machine_registry_value("ProxyUrl"),
+        enrolment_token: machine_registry_value("EnrollmentToken"),
+        ..crate::config::MachineConfig::default()
+    }]
+}
+
+/// Deletes the MSI's `EnrollmentToken` value (the MSI lets the machine's users delete it).
+pub fn remove_managed_enrolment_token() -> Result<(), String> {
+    use windows::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RegDeleteKeyValueW};
+    if machine_registry_value("EnrollmentToken").is_none() {
+        return Ok(());
+    }
+    let key = wide(MACHINE_REGISTRY_KEY);
+    let value = wide("EnrollmentToken");
+    // SAFETY: NUL-terminated strings, alive for the call.
+    let result = unsafe {
+        RegDeleteKeyValueW(
+            HKEY_LOCAL_MACHINE,
+            PCWSTR(key.as_ptr()),
+            PCWSTR(value.as_ptr()),
+        )
+    };
+    result.ok().map_err(|e| {
+        format!(
+            r"HKLM\{MACHINE_REGISTRY_KEY}\EnrollmentToken: {}",
+            e.message()
+        )
+    })
+}

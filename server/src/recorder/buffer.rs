@@ -524,6 +524,11 @@ impl CallBuffer {
         self.finish(contact, "agent stopped");
     }
 
+    /// Whether `contact` is an open file of `agent`'s.
+    pub fn owns(&self, agent: AgentId, contact: ContactId) -> bool {
+        self.owned(agent, contact).is_ok()
+    }
+
     /// What `agent` is recording now.
     pub fn recordings(&self, agent: AgentId) -> Vec<Recording> {
         lock(&self.files)

@@ -351,7 +351,22 @@ impl Session<'_> {
                 Next::Continue
             }
             AgentMessage::RecordingFailed { contact, reason } => {
+                if !buffer.owns(self.agent, contact) {
+                    return Next::Continue; // not this agent's, or ended already
+                }
                 tracing::warn!(agent = %self.agent, %contact, reason, "the agent could not record");
+                // The contact's timeline names why its screen is missing (e.g. the user has not
+                // allowed screen recording), from now until the contact ends.
+                let label = format!("screen not captured: {reason}");
+                let now = self.recorder.clock.now_ms();
+                let opened = async {
+                    let mut tx = self.recorder.store.begin().await?;
+                    tx.open_gap(contact, now, &label).await?;
+                    tx.commit().await
+                };
+                if let Err(error) = opened.await {
+                    tracing::error!(%contact, %error, "recording the agent's failure as a gap failed");
+                }
                 Next::Continue
             }
         }

@@ -54,7 +54,7 @@ pub enum Platform {
     Wine,
 }
 
-struct Killed(Child);
+pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -64,7 +64,7 @@ impl Drop for Killed {
 }
 
 /// The workspace's target directory (the runner is `<target>/release/bench`).
-fn target_dir() -> anyhow::Result<PathBuf> {
+pub fn target_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     Ok(exe
         .parent()
@@ -83,7 +83,7 @@ fn agent_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// CPU seconds (user + system) of a process.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = stat.rsplit_once(')').context("bad stat")?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -94,7 +94,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 }
 
 /// Peak resident set of a process, MB.
-fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+pub fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
@@ -281,6 +281,7 @@ async fn run_async(
         agent_id: enrolled.agent_id,
         credential: enrolled.credential,
         source: "screen".into(),
+        proxy: None,
     };
     let config_path = scratch.path().join("agent.toml");
     config.save(&config_path)?;

@@ -9,6 +9,7 @@ mod player;
 mod scn;
 mod search;
 mod stitch;
+mod tray;
 mod webhooks;
 
 use anyhow::{Context as _, bail};
@@ -21,6 +22,7 @@ webhooks      signed Webex webhooks over loopback TLS at --rate per second (defa
 agent-office  the real agent on Xvfb 1920x1080 with a scripted CRM page in chromium, --seconds (default 300)\n  \
 agent-static  the real agent on a still Xvfb 1920x1080 desktop, --seconds (default 300)\n  \
 agent-office-wine, agent-static-wine  the same with the Windows agent (capture-agent.exe) under Wine (GDI)\n  \
+tray-idle     the tray and its agent idle beside a headless agent, Xvfb + trayer, --seconds (default 600)\n  \
 backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency\n  \
 stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset\n  \
 search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API\n  \
@@ -75,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         "agent-static-wine" => {
             agent::run(&options, agent::Workload::Static, agent::Platform::Wine)?
         }
+        "tray-idle" => tray::run(&options)?,
         "backfill" => backfill::run(&options)?,
         "stitch" => stitch::run(&options)?,
         "search" => search::run(&options)?,
