@@ -46,6 +46,9 @@ q "UPDATE \`Component\` SET \`Condition\`='SERVER_CA_SHA256' WHERE \`Component\`
 q "UPDATE \`Component\` SET \`Condition\`='PROXY_URL' WHERE \`Component\`='Proxy'"
 q "UPDATE \`Component\` SET \`Condition\`='ENROLLMENT_TOKEN' WHERE \`Component\`='EnrollmentToken'"
 q "UPDATE \`Component\` SET \`Condition\`='AUTOSTART<>\"0\"' WHERE \`Component\`='Autostart'"
+# Uninstall removes the whole settings key, with the Enrollment key an agent may have emptied (a
+# Registry row named "-" without a value; wixl 0.101 has no RegistryKey/@Action).
+q "INSERT INTO \`Registry\` (\`Registry\`, \`Root\`, \`Key\`, \`Name\`, \`Component_\`) VALUES ('RemoveSettingsKey', 2, 'Software\\Capture\\Agent', '-', 'MachineSettings')"
 # The token's key: administrators and SYSTEM as usual, and the machine's users may read it and
 # delete the value once their agent has traded it for a credential (KEY_READ | KEY_SET_VALUE).
 idt="$stage/idt"

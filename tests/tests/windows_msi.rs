@@ -218,6 +218,12 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
     let components = msi_table(&v1, "Component")?;
     assert_eq!(row(&components, "EnrollmentToken")[4], "ENROLLMENT_TOKEN");
     assert_eq!(row(&components, "Autostart")[4], "AUTOSTART<>\"0\"");
+    let registry = msi_table(&v1, "Registry")?;
+    assert_eq!(
+        row(&registry, "RemoveSettingsKey")[3],
+        "-",
+        "the settings key goes at uninstall"
+    );
     let acl = msi_table(&v1, "MsiLockPermissionsEx")?;
     assert!(acl.contains("EnrollmentTokenValue\tRegistry\tD:"), "{acl}");
 
@@ -274,12 +280,13 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
     // The installed agent's first start: enrols with the machine's token over the pinned CA,
     // saves its DPAPI-protected credential, deletes the token, connects.
     std::fs::copy(wine.shim(), install_dir.join("bcryptprimitives.dll"))?;
+    let log = work.path().join("agent.log");
     let agent = Running(
         wine.raw("wine")
             .arg(install_dir.join("capture-agent.exe"))
             .arg("run")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
             .spawn()?,
     );
     let connected = wait_until(
@@ -287,15 +294,18 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
         Duration::from_secs(90),
         async || {
             let agents = server.api_get("/api/v1/agents").await?;
-            Ok(agents["items"].as_array().and_then(|items| {
-                items
-                    .iter()
-                    .find(|a| a["connection"]["connected"] == true)
-                    .cloned()
-            }))
+            Ok(agents["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|a| a["connected"] == true).cloned()))
         },
     )
-    .await?;
+    .await
+    .with_context(|| {
+        format!(
+            "the agent's log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })?;
     let agent_id = connected["id"].as_str().unwrap_or_default().to_owned();
     let enrollment = wine.registry(ENROLLMENT)?.unwrap_or_default();
     assert!(

@@ -135,16 +135,20 @@ pub async fn shutdown_signal() {
 /// Where the MSI writes its public properties (`SERVER_URL` …), 64-bit view.
 pub const MACHINE_REGISTRY_KEY: &str = r"Software\Capture\Agent";
 
+/// Where the MSI writes `ENROLLMENT_TOKEN` (value `Token`): a key of its own, whose value the
+/// machine's users may delete (the MSI's `MsiLockPermissionsEx`).
+pub const ENROLLMENT_REGISTRY_KEY: &str = r"Software\Capture\Agent\Enrollment";
+
 fn wide(text: &str) -> Vec<u16> {
     text.encode_utf16().chain(std::iter::once(0)).collect()
 }
 
-/// One `REG_SZ` value of `HKLM\Software\Capture\Agent`, if present.
-fn machine_registry_value(name: &str) -> Option<String> {
+/// One `REG_SZ` value of `HKLM\<key>`, if present.
+fn machine_registry_value(key: &str, name: &str) -> Option<String> {
     use windows::Win32::System::Registry::{
         HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ, RRF_SUBKEY_WOW6464KEY, RegGetValueW,
     };
-    let key = wide(MACHINE_REGISTRY_KEY);
+    let key = wide(key);
     let value = wide(name);
     let mut size = 0u32;
     // SAFETY: the strings are NUL-terminated and alive for the calls; the first call only reads
@@ -186,22 +190,22 @@ fn machine_registry_value(name: &str) -> Option<String> {
 /// The MSI's values in `HKLM\Software\Capture\Agent` (over the machine file).
 pub fn managed_machine_settings() -> Vec<crate::config::MachineConfig> {
     vec![crate::config::MachineConfig {
-        server: machine_registry_value("ServerUrl"),
-        server_ca_sha256: machine_registry_value("ServerCaSha256"),
-        proxy: machine_registry_value("ProxyUrl"),
-        enrolment_token: machine_registry_value("EnrollmentToken"),
+        server: machine_registry_value(MACHINE_REGISTRY_KEY, "ServerUrl"),
+        server_ca_sha256: machine_registry_value(MACHINE_REGISTRY_KEY, "ServerCaSha256"),
+        proxy: machine_registry_value(MACHINE_REGISTRY_KEY, "ProxyUrl"),
+        enrolment_token: machine_registry_value(ENROLLMENT_REGISTRY_KEY, "Token"),
         ..crate::config::MachineConfig::default()
     }]
 }
 
-/// Deletes the MSI's `EnrollmentToken` value (the MSI lets the machine's users delete it).
+/// Deletes the MSI's enrolment token (the MSI lets the machine's users delete that value).
 pub fn remove_managed_enrolment_token() -> Result<(), String> {
     use windows::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RegDeleteKeyValueW};
-    if machine_registry_value("EnrollmentToken").is_none() {
+    if machine_registry_value(ENROLLMENT_REGISTRY_KEY, "Token").is_none() {
         return Ok(());
     }
-    let key = wide(MACHINE_REGISTRY_KEY);
-    let value = wide("EnrollmentToken");
+    let key = wide(ENROLLMENT_REGISTRY_KEY);
+    let value = wide("Token");
     // SAFETY: NUL-terminated strings, alive for the call.
     let result = unsafe {
         RegDeleteKeyValueW(
@@ -210,10 +214,7 @@ pub fn remove_managed_enrolment_token() -> Result<(), String> {
             PCWSTR(value.as_ptr()),
         )
     };
-    result.ok().map_err(|e| {
-        format!(
-            r"HKLM\{MACHINE_REGISTRY_KEY}\EnrollmentToken: {}",
-            e.message()
-        )
-    })
+    result
+        .ok()
+        .map_err(|e| format!(r"HKLM\{ENROLLMENT_REGISTRY_KEY}\Token: {}", e.message()))
 }
