@@ -128,19 +128,18 @@ fn installed_versions(wine: &Wine) -> anyhow::Result<Vec<String>> {
     let text = String::from_utf8_lossy(&output.stdout);
     let mut versions = Vec::new();
     for block in text.split("\r\n\r\n").flat_map(|b| b.split("\n\n")) {
-        if block.contains("Capture Agent") {
-            if let Some(version) = block
+        if block.contains("Capture Agent")
+            && let Some(version) = block
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("DisplayVersion"))
-            {
-                versions.push(
-                    version
-                        .trim()
-                        .trim_start_matches("REG_SZ")
-                        .trim()
-                        .to_owned(),
-                );
-            }
+        {
+            versions.push(
+                version
+                    .trim()
+                    .trim_start_matches("REG_SZ")
+                    .trim()
+                    .to_owned(),
+            );
         }
     }
     Ok(versions)

@@ -207,7 +207,7 @@ fn shade(
         }
         Look::Error => {
             // A triangle pointing up, with a dark bar and dot.
-            let inside = y >= 0.08 && y <= 0.92 && (x - 0.5).abs() <= (y - 0.08) * 0.55;
+            let inside = (0.08..=0.92).contains(&y) && (x - 0.5).abs() <= (y - 0.08) * 0.55;
             if !inside {
                 return None;
             }
