@@ -23,8 +23,8 @@ fail() { echo "installer/build.sh: $*" >&2; exit 1; }
 echo "== Linux: release build and debs"
 cargo build --release --locked -p capture-agent -p capture-tray
 command -v cargo-deb >/dev/null || fail "cargo-deb is missing: cargo install cargo-deb --locked"
-cargo deb --no-build --locked -p capture-agent -o "$out" >/dev/null
-cargo deb --no-build --locked -p capture-tray -o "$out" >/dev/null
+cargo deb --no-build --locked --strip -p capture-agent -o "$out" >/dev/null
+cargo deb --no-build --locked --strip -p capture-tray -o "$out" >/dev/null
 agent_deb="$(ls "$out"/capture-agent_*.deb)"
 tray_deb="$(ls "$out"/capture-tray_*.deb)"
 check_deb() {
@@ -34,7 +34,7 @@ check_deb() {
     for path in "$@"; do
         grep -q " \./$path\$" <<<"$listing" || fail "$deb lacks /$path"
     done
-    grep -v ' root/root ' <<<"$listing" && fail "$deb has files not owned by root"
+    grep -v ' 0/0 ' <<<"$listing" && fail "$deb has files not owned by root"
     true
 }
 check_deb "$agent_deb" usr/bin/capture-agent usr/lib/systemd/user/capture-agent.service \
@@ -42,14 +42,15 @@ check_deb "$agent_deb" usr/bin/capture-agent usr/lib/systemd/user/capture-agent.
 check_deb "$tray_deb" usr/bin/capture-tray etc/xdg/autostart/capture-tray.desktop \
     usr/share/applications/capture-tray.desktop usr/share/icons/hicolor/64x64/apps/capture-agent.png
 dpkg-deb -f "$tray_deb" Depends | grep -q 'capture-agent' || fail "the tray's deb must depend on capture-agent"
+dpkg-deb -f "$tray_deb" Depends | grep -q 'libayatana-appindicator3-1' || fail "the tray's deb must depend on its tray library"
 dpkg-deb -f "$agent_deb" Conffiles >/dev/null
 dpkg-deb --ctrl-tarfile "$agent_deb" | tar -tf - | grep -q conffiles || fail "agent.toml must be a conffile"
 desktop-file-validate installer/linux/capture-tray.desktop installer/linux/capture-tray-autostart.desktop
 if command -v systemd-analyze >/dev/null; then
-    # The unit's syntax (its binary need not exist here).
-    systemd-analyze verify --user --man=no installer/linux/capture-agent.service 2>&1 \
-        | grep -v 'Command /usr/bin/capture-agent is not executable\|No such file' | grep . \
-        && fail "capture-agent.service does not verify"
+    # The unit's syntax and settings (its binary need not exist here).
+    verified="$(systemd-analyze verify --man=no installer/linux/capture-agent.service 2>&1 \
+        | grep -v 'capture-agent is not executable' || true)"
+    [ -z "$verified" ] || fail "capture-agent.service does not verify: $verified"
 fi
 
 echo "== Windows: cross build and MSI"
