@@ -55,15 +55,13 @@ fi
 
 echo "== Windows: cross build and MSI"
 if rustup target list --installed 2>/dev/null | grep -qx "$windows_target"; then
-    cargo build --release --locked --target "$windows_target" -p capture-agent
-    tray_exe=""
-    if [ "${CAPTURE_WINDOWS_TRAY:-}" = 1 ]; then
-        cargo build --release --locked --target "$windows_target" -p capture-tray
-        tray_exe="$target_dir/$windows_target/release/capture-tray.exe"
-    fi
+    cargo build --release --locked --target "$windows_target" -p capture-agent -p capture-tray
+    # Microsoft's WebView2 loader, as the webview2-com-sys build unpacked it (the newest build).
+    loader="$(ls -t "$target_dir/$windows_target"/release/build/webview2-com-sys-*/out/x64/WebView2Loader.dll | head -n 1)"
     bash installer/windows/build-msi.sh "$version" \
         "$target_dir/$windows_target/release/capture-agent.exe" \
-        "$out/CaptureAgent-$version-x64.msi" $tray_exe >/dev/null
+        "$out/CaptureAgent-$version-x64.msi" \
+        "$target_dir/$windows_target/release/capture-tray.exe" "$loader" >/dev/null
     msiinfo export "$out/CaptureAgent-$version-x64.msi" Property | grep -q '^ALLUSERS	1' \
         || fail "the MSI is not per-machine"
 else

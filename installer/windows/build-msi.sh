@@ -2,7 +2,10 @@
 # Builds the agent's MSI on Linux with wixl, then applies with msibuild what wixl's XML cannot
 # say, and signs it when a key is given.
 #
-#   build-msi.sh VERSION AGENT_EXE OUT_MSI [TRAY_EXE]
+#   build-msi.sh VERSION AGENT_EXE OUT_MSI [TRAY_EXE WEBVIEW2_LOADER_DLL]
+#
+# With the tray, the MSI starts it at logon (it starts the agent) and requires the WebView2
+# runtime; without it, the agent itself is started at logon.
 #
 # Signing (osslsigncode, Authenticode SHA-256), by environment:
 #   CAPTURE_SIGN_PFX + CAPTURE_SIGN_PASSWORD     a PKCS#12 file (CI: a throwaway test certificate)
@@ -12,7 +15,7 @@
 # Fails on any wixl warning (an attribute or element wixl ignored would silently change the MSI).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-version="$1" agent="$2" out="$3" tray="${4:-}"
+version="$1" agent="$2" out="$3" tray="${4:-}" loader="${5:-}"
 
 # wixl takes sources relative to the .wxs: stage both, stripped of their debug information
 # (a release build keeps line tables for backtraces; the MSI carries the program alone).
@@ -24,7 +27,9 @@ cp "$here/agent.wxs" "$stage/"
 strip_exe "$agent" "$stage/capture-agent.exe"
 defines=(-D "Version=$version" -D "AgentExe=capture-agent.exe")
 if [ -n "$tray" ]; then
+    [ -f "$loader" ] || { echo "build-msi: the tray needs WebView2Loader.dll (5th argument)" >&2; exit 1; }
     strip_exe "$tray" "$stage/capture-tray.exe"
+    cp "$loader" "$stage/WebView2Loader.dll"
     defines+=(-D "TrayExe=capture-tray.exe")
 fi
 unsigned="$(realpath -m "$out").unsigned"

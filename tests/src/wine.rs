@@ -1,7 +1,7 @@
 //! Windows programs under Wine on an Xvfb display, for the Windows agent's end-to-end test and
 //! benchmark (Debian's `wine`, `wine64` and `gcc-mingw-w64-x86-64`, installed by `.ci/run`).
 //!
-//! The Windows binaries (`capture-agent.exe`, `capture-test-desktop.exe`) are cross-built for
+//! The Windows binaries (`capture-agent.exe`, `capture-tray.exe`, `capture-test-desktop.exe`) are cross-built for
 //! `x86_64-pc-windows-gnu` into the workspace's target directory, by `.ci/run` before the tests
 //! or by [`windows_binaries`] itself. Wine 8 lacks `bcryptprimitives.dll`, whose `ProcessPrng`
 //! Rust's std calls: a shim built from `tests/wine/processprng.c` is put beside the copies the
@@ -37,6 +37,8 @@ pub fn windows_binaries(target_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
             "capture-agent",
             "-p",
             "capture-test-desktop",
+            "-p",
+            "capture-tray",
         ],
     )
     .with_context(|| {
@@ -46,6 +48,27 @@ pub fn windows_binaries(target_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         )
     })?;
     Ok(Some(target_dir.join(WINDOWS_TARGET).join("release")))
+}
+
+/// Microsoft's `WebView2Loader.dll` beside the Windows build (`binaries`), as the newest
+/// webview2-com-sys build unpacked it: the tray's MSI ships it.
+pub fn webview2_loader(binaries: &Path) -> anyhow::Result<PathBuf> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(binaries.join("build"))? {
+        let dir = entry?.path();
+        let is_sys = dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("webview2-com-sys-"));
+        let loader = dir.join("out").join("x64").join("WebView2Loader.dll");
+        if is_sys && let Ok(meta) = std::fs::metadata(&loader) {
+            found.push((meta.modified()?, loader));
+        }
+    }
+    found.sort();
+    found
+        .pop()
+        .map(|(_, path)| path)
+        .ok_or_else(|| anyhow::anyhow!("no WebView2Loader.dll under {}", binaries.display()))
 }
 
 /// A fresh Wine prefix on an X display, with the binaries copied into `C:\capture`.
@@ -208,6 +231,19 @@ impl Wine {
         }
         let _ = child.kill();
         anyhow::bail!("the Wine prefix did not settle")
+    }
+}
+
+impl Wine {
+    /// Ends every process of the prefix (`wineserver -k`) and waits until they are gone.
+    pub fn kill_all(&self) {
+        let _ = self
+            .raw("wineserver")
+            .arg("-k")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.wait_idle();
     }
 }
 

@@ -1,7 +1,10 @@
 //! The agent's MSI as IT deploys it, under Wine's msiexec: built on Linux with wixl from
 //! `installer/windows/agent.wxs` (signed with a throwaway test certificate), its tables read back
-//! with msiinfo; a silent install with the public properties writes them where the agent reads
-//! them, the installed `capture-agent.exe` enrols at its first start with the installer's token
+//! with msiinfo; without the WebView2 runtime the tray's MSI refuses to install (1603); a
+//! silent install with the public properties installs the tray, its WebView2 loader and the
+//! agent, starts the tray at every logon, and writes the properties where the agent reads
+//! them; the installed tray (what the Run key starts at logon) starts `capture-agent.exe`, which
+//! enrols at its first start with the installer's token
 //! (TLS pinned to the recorder's CA) and deletes the token; a major upgrade without properties
 //! keeps them, one with a property changes only that one; a downgrade is refused (1603); an
 //! uninstall leaves nothing of ours behind. What Wine cannot show (ACLs, the all-users Run key at
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use capture_tests::server::TestServer;
-use capture_tests::wine::{Wine, windows_binaries};
+use capture_tests::wine::{Wine, webview2_loader, windows_binaries};
 use capture_tests::xvfb::Xvfb;
 use serde_json::json;
 
@@ -78,13 +81,15 @@ fn signing_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     Ok((pfx, cert))
 }
 
-fn build_msi(version: &str, agent: &Path, out: &Path, pfx: Option<&Path>) -> anyhow::Result<()> {
+fn build_msi(version: &str, binaries: &Path, out: &Path, pfx: Option<&Path>) -> anyhow::Result<()> {
     let mut command = Command::new("bash");
     command
         .arg(repository().join("installer/windows/build-msi.sh"))
         .arg(version)
-        .arg(agent)
-        .arg(out);
+        .arg(binaries.join("capture-agent.exe"))
+        .arg(out)
+        .arg(binaries.join("capture-tray.exe"))
+        .arg(webview2_loader(binaries)?);
     if let Some(pfx) = pfx {
         command
             .env("CAPTURE_SIGN_PFX", pfx)
@@ -170,7 +175,6 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
     let Some(binaries) = windows_binaries(&target)? else {
         return Ok(());
     };
-    let agent_exe = binaries.join("capture-agent.exe");
     let work = tempfile::tempdir()?;
     let (pfx, cert) = signing_certificate(work.path())?;
     let (v1, v2, v3) = (
@@ -178,9 +182,9 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
         work.path().join("capture-agent-0.2.0.msi"),
         work.path().join("capture-agent-0.3.0.msi"),
     );
-    build_msi("0.1.0", &agent_exe, &v1, Some(&pfx))?;
-    build_msi("0.2.0", &agent_exe, &v2, None)?;
-    build_msi("0.3.0", &agent_exe, &v3, None)?;
+    build_msi("0.1.0", &binaries, &v1, Some(&pfx))?;
+    build_msi("0.2.0", &binaries, &v2, None)?;
+    build_msi("0.3.0", &binaries, &v3, None)?;
 
     // The signature verifies against the test certificate.
     let verified = run(Command::new("osslsigncode")
@@ -211,7 +215,12 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
     let upgrade = msi_table(&v1, "Upgrade")?;
     assert!(upgrade.contains("WIX_DOWNGRADE_DETECTED") && upgrade.contains("WIX_UPGRADE_DETECTED"));
     let launch = msi_table(&v1, "LaunchCondition")?;
-    for condition in ["NOT WIX_DOWNGRADE_DETECTED", "VersionNT64", "Privileged"] {
+    for condition in [
+        "NOT WIX_DOWNGRADE_DETECTED",
+        "VersionNT64",
+        "Privileged",
+        "WEBVIEW2_VERSION",
+    ] {
         assert!(launch.contains(condition), "{condition}: {launch}");
     }
     let components = msi_table(&v1, "Component")?;
@@ -245,16 +254,22 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
     let xvfb = Xvfb::start(&[(1024, 768)])?;
     let wine = Wine::start(&xvfb.display, &binaries, &[])?;
 
-    // Install, silently, with the properties.
-    let code = msiexec(
-        &wine,
-        &format!(
-            "/i {} /qn SERVER_URL={} ENROLLMENT_TOKEN={token} SERVER_CA_SHA256={pin}",
-            Wine::windows_path(&v1),
-            server.base_url()
-        ),
+    // Without the WebView2 runtime the tray's MSI refuses to install (its launch condition);
+    // then the runtime is "deployed" (its registration, which is all the condition reads).
+    let install = format!(
+        "/i {} /qn SERVER_URL={} ENROLLMENT_TOKEN={token} SERVER_CA_SHA256={pin}",
+        Wine::windows_path(&v1),
+        server.base_url()
+    );
+    assert_eq!(msiexec(&wine, &install)?, 1603, "no WebView2, no install");
+    assert_eq!(wine.registry(SETTINGS)?, None);
+    let (code, _) = wine.cmd(
+        r"reg add HKLM\SOFTWARE\Microsoft\EdgeUpdate\Clients\{F3017226-FE2A-4295-8BDF-00C3A9A7E4C5} /v pv /t REG_SZ /d 120.0.2210.91 /f /reg:32",
     )?;
-    assert_eq!(code, 0, "install");
+    assert_eq!(code, 0);
+
+    // Install, silently, with the properties.
+    assert_eq!(msiexec(&wine, &install)?, 0, "install");
     let settings = wine
         .registry(SETTINGS)?
         .ok_or_else(|| anyhow::anyhow!("no {SETTINGS}"))?;
@@ -269,25 +284,32 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
     assert!(
         run_key
             .get("Capture Agent")
-            .is_some_and(|v| v.contains(r"Capture\Agent\capture-agent.exe")),
-        "autostart by default: {run_key:?}"
+            .is_some_and(|v| v.contains(r"Capture\Agent\capture-tray.exe")),
+        "the tray (which starts the agent) at every logon by default: {run_key:?}"
     );
     let install_dir = wine.program_files().join("Capture").join("Agent");
-    assert!(install_dir.join("capture-agent.exe").is_file());
+    for file in [
+        "capture-agent.exe",
+        "capture-tray.exe",
+        "WebView2Loader.dll",
+    ] {
+        assert!(install_dir.join(file).is_file(), "{file} installed");
+    }
     assert_eq!(installed_versions(&wine)?, ["0.1.0"]);
 
     // The installed agent's first start: enrols with the machine's token over the pinned CA,
     // saves its DPAPI-protected credential, deletes the token, connects.
     std::fs::copy(wine.shim(), install_dir.join("bcryptprimitives.dll"))?;
-    let log = work.path().join("agent.log");
-    let agent = Running(
+    // What the Run key starts at logon: the tray, which starts the agent.
+    let tray_log = work.path().join("tray.log");
+    let tray = Running(
         wine.raw("wine")
-            .arg(install_dir.join("capture-agent.exe"))
-            .arg("run")
+            .arg(install_dir.join("capture-tray.exe"))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::create(&tray_log)?)
             .spawn()?,
     );
+    let log = wine.local_app_data()?.join("Capture").join("agent.log");
     let connected = wait_until(
         "the installed agent to connect",
         Duration::from_secs(90),
@@ -301,8 +323,9 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
     .await
     .with_context(|| {
         format!(
-            "the agent's log: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            "the agent's log: {}\nthe tray's log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            std::fs::read_to_string(&tray_log).unwrap_or_default()
         )
     })?;
     let agent_id = connected["id"].as_str().unwrap_or_default().to_owned();
@@ -321,8 +344,9 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
         .and_then(|items| items.iter().find(|t| t["id"] == token_id.as_str()).cloned())
         .unwrap_or_default();
     assert_eq!(used["uses"], 1, "{used}");
-    drop(agent);
-    wine.wait_idle().ok();
+    // The agent was started by the tray, as a process of its own: both end here.
+    drop(tray);
+    wine.kill_all();
 
     // Upgrade without properties: everything remembered; the used token is not brought back.
     assert_eq!(
@@ -386,7 +410,10 @@ async fn the_msi_installs_enrols_upgrades_refuses_a_downgrade_and_uninstalls_und
             .unwrap_or_default()
             .contains_key("Capture Agent")
     );
-    assert!(!install_dir.join("capture-agent.exe").exists());
+    assert!(
+        !install_dir.exists() || std::fs::read_dir(&install_dir)?.next().is_none(),
+        "the program's files are gone"
+    );
     assert!(installed_versions(&wine)?.is_empty());
     server.stop().await
 }
