@@ -11,6 +11,10 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// `CAPTURE_AGENT_*` variables that are not settings: where the files are, and the token
+/// `enroll` reads.
+const NOT_SETTINGS: &[&str] = &["config", "machine_config", "enrolment_token"];
+
 /// The file's contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,7 +261,7 @@ impl AgentConfig {
             Figment::from(Serialized::default("source", default_source()))
                 .merge(Serialized::defaults(machine.inherited()))
                 .merge(Toml::file(path))
-                .merge(Env::prefixed("CAPTURE_AGENT_").ignore(&["config"]))
+                .merge(Env::prefixed("CAPTURE_AGENT_").ignore(NOT_SETTINGS))
                 .extract()
                 .map_err(|e| invalid(e.to_string()))?;
         config.credential = crate::platform::reveal_secret(&config.credential)
@@ -402,5 +406,32 @@ mod tests {
         assert_eq!(settings.server_ca_sha256.as_deref(), Some("ab12"));
         assert_eq!(settings.enrolment_token, None);
         assert!(managed_preferences(b"not a plist").is_err());
+    }
+
+    #[test]
+    fn the_agents_own_variables_are_not_taken_for_settings() {
+        figment::Jail::expect_with(|jail| {
+            let dir = jail.directory().to_owned();
+            let user = dir.join("agent.toml");
+            AgentConfig {
+                server: "https://r.example".into(),
+                ca_file: None,
+                server_ca_sha256: None,
+                agent_id: AgentId(uuid::Uuid::from_u128(3)),
+                credential: "c".into(),
+                source: "synthetic-still".into(),
+                proxy: None,
+            }
+            .save(&user)
+            .map_err(|e| e.to_string())?;
+            jail.set_env("CAPTURE_AGENT_CONFIG", user.display());
+            jail.set_env("CAPTURE_AGENT_MACHINE_CONFIG", dir.join("m.toml").display());
+            jail.set_env("CAPTURE_AGENT_ENROLMENT_TOKEN", "tok");
+            jail.set_env("CAPTURE_AGENT_PROXY", "http://proxy.example:3128");
+            let loaded = AgentConfig::load_over(&MachineConfig::default(), &user)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(loaded.proxy.as_deref(), Some("http://proxy.example:3128"));
+            Ok(())
+        });
     }
 }

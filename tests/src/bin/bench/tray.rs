@@ -140,6 +140,7 @@ async fn run_async(binaries: PathBuf, seconds: u64) -> anyhow::Result<serde_json
         "{}",
         String::from_utf8_lossy(&enrolled.stderr)
     );
+    let headless_log = scratch.path().join("headless.log");
     let headless = Killed(
         Command::new(binaries.join("capture-agent"))
             .args(["--log-level", "warn", "--config"])
@@ -148,11 +149,13 @@ async fn run_async(binaries: PathBuf, seconds: u64) -> anyhow::Result<serde_json
             .env("DISPLAY", &xvfb.display)
             .env("CAPTURE_AGENT_MACHINE_CONFIG", &no_machine)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&headless_log)?)
             .spawn()?,
     );
     let headless_pid = headless.0.id();
-    agent_pid(&capture_agent::local::status_path(&headless_config)).await?;
+    agent_pid(&capture_agent::local::status_path(&headless_config))
+        .await
+        .with_context(|| std::fs::read_to_string(&headless_log).unwrap_or_default())?;
 
     // Settle, then measure over the run.
     tokio::time::sleep(Duration::from_secs(5)).await;
