@@ -2,7 +2,8 @@
 //! `--seconds` (default 600) on an Xvfb display with a tray host (`trayer`), beside a headless
 //! agent (`capture-agent run`, as the deb's systemd unit starts it) connected to the same
 //! recorder on the same display. Reports CPU (% of one core over the run) and peak RSS of each
-//! process, and the WebKit processes the tray started (none: the webview exists only while the
+//! process (and the anonymous part of its resident memory at the end: RSS counts the shared
+//! libraries a GTK program maps), and the WebKit processes the tray started (none: the webview exists only while the
 //! status window is open). Release builds.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,21 @@ fn children(pid: u32) -> Vec<(u32, String)> {
             (parent == pid).then(|| (child, name.to_owned()))
         })
         .collect()
+}
+
+/// Anonymous (private, not file-backed) resident memory of a process now, MB: what the
+/// process itself allocated, without the shared libraries every GTK program maps.
+fn anonymous_mb(pid: u32) -> anyhow::Result<f64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    let kb: f64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Anonymous:"))
+        .context("no Anonymous in smaps_rollup")?
+        .split_whitespace()
+        .next()
+        .context("Anonymous value")?
+        .parse()?;
+    Ok(kb / 1024.0)
 }
 
 /// The pid of the agent whose status file is at `status`.
@@ -180,6 +196,10 @@ async fn run_async(binaries: PathBuf, seconds: u64) -> anyhow::Result<serde_json
         .iter()
         .map(|&p| peak_rss_mb(p).map(|r| crate::round(r, 1)))
         .collect::<Result<_, _>>()?;
+    let anonymous: Vec<f64> = pids
+        .iter()
+        .map(|&p| anonymous_mb(p).map(|r| crate::round(r, 1)))
+        .collect::<Result<_, _>>()?;
     let webkit: Vec<String> = children(tray_pid)
         .into_iter()
         .map(|(_, name)| name)
@@ -199,6 +219,9 @@ async fn run_async(binaries: PathBuf, seconds: u64) -> anyhow::Result<serde_json
         "tray_rss_mb_max": rss[0],
         "tray_agent_rss_mb_max": rss[1],
         "headless_agent_rss_mb_max": rss[2],
+        "tray_anonymous_mb": anonymous[0],
+        "tray_agent_anonymous_mb": anonymous[1],
+        "headless_agent_anonymous_mb": anonymous[2],
         "tray_webkit_processes": webkit.len(),
     }))
 }
