@@ -114,11 +114,11 @@ impl Proxy {
         let host = parsed.host_str().ok_or_else(|| bad("no host"))?.to_owned();
         let port = parsed.port().ok_or_else(|| bad("no port"))?;
         let credentials = (!parsed.username().is_empty()).then(|| {
+            // The URL keeps them percent-encoded (`s%40cret` for `s@cret`).
             let decode = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
             };
             (
                 decode(parsed.username()),
@@ -398,6 +398,24 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_urls_credentials_are_percent_decoded() {
+        let proxy =
+            Proxy::parse("http://agent%207:s%40cret%2B1@proxy.example:3128").expect("parses");
+        assert_eq!((proxy.host.as_str(), proxy.port), ("proxy.example", 3128));
+        assert_eq!(
+            proxy.credentials,
+            Some(("agent 7".to_owned(), "s@cret+1".to_owned()))
+        );
+        assert!(!format!("{proxy:?}").contains("cret"), "no secret in logs");
+        assert_eq!(
+            Proxy::parse("http://proxy.example:3128")
+                .expect("parses")
+                .credentials,
+            None
+        );
+    }
 
     #[test]
     fn server_urls_are_https_host_and_port() {
