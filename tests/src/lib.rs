@@ -10,6 +10,7 @@ pub mod desktop;
 pub mod fake_agent;
 pub mod fake_webex;
 pub mod picture;
+pub mod process;
 pub mod recordings;
 pub mod replay;
 pub mod scn_samples;

@@ -237,23 +237,23 @@ impl Wine {
 impl Wine {
     /// Ends every process of the prefix (`wineserver -k`) and waits until they are gone.
     pub fn kill_all(&self) {
+        self.kill();
+        let _ = self.wait_idle();
+    }
+
+    /// `wineserver -k`: ends every process of the prefix.
+    fn kill(&self) {
         let _ = self
             .raw("wineserver")
             .arg("-k")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = self.wait_idle();
     }
 }
 
 impl Drop for Wine {
     fn drop(&mut self) {
-        let _ = self
-            .raw("wineserver")
-            .arg("-k")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.kill();
     }
 }

@@ -8,12 +8,13 @@
 //! the target directory (`tmp/tray-*.png`), the icon's colour read from it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use capture_agent::local::{AgentState, StatusReport};
 use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_tests::process::{Running, wait_until};
 use capture_tests::server::TestServer;
 use capture_tests::webex::{CallScript, post_call_state};
 use capture_tests::xvfb::Xvfb;
@@ -23,31 +24,6 @@ use uuid::Uuid;
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 600;
-
-/// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_until<T>(
-    what: &str,
-    limit: Duration,
-    mut probe: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = probe().await? {
-            return Ok(found);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The display as RGB, and a PNG of it kept as `tmp/tray-<name>.png`.
 fn screenshot(display: &str, name: &str) -> anyhow::Result<Vec<u8>> {

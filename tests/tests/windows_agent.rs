@@ -7,8 +7,8 @@
 //! backend; the test checks that the backend the agent reports is the one its log says ran.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use capture_agent::capture::ScreenSource as _;
 use capture_agent::capture::screen::Screen;
@@ -16,6 +16,7 @@ use capture_shared::ids::{ContactId, MonitorId};
 use capture_shared::scn::{Record, recover};
 use capture_shared::time::{AgentMicros, UtcMicros, UtcMillis};
 use capture_tests::picture::psnr;
+use capture_tests::process::{Running, wait_until};
 use capture_tests::server::TestServer;
 use capture_tests::webex::{CallScript, post_call_state};
 use capture_tests::wine::{Wine, windows_binaries};
@@ -26,31 +27,6 @@ const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
 /// The agent's frame interval at the server's default `fps_max` (5).
 const FRAME_INTERVAL_US: i64 = 200_000;
-
-/// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_until<T>(
-    what: &str,
-    limit: Duration,
-    mut probe: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = probe().await? {
-            return Ok(found);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn agent_entry(
     server: &TestServer,

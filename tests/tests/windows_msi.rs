@@ -11,10 +11,11 @@
 //! a real logon, ICE validation) is listed in installer/DEPLOYMENT.md.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use capture_tests::process::{Running, wait_until};
 use capture_tests::server::TestServer;
 use capture_tests::wine::{Wine, webview2_loader, windows_binaries};
 use capture_tests::xvfb::Xvfb;
@@ -24,16 +25,6 @@ const SETTINGS: &str = r"HKLM\Software\Capture\Agent";
 const ENROLLMENT: &str = r"HKLM\Software\Capture\Agent\Enrollment";
 const RUN: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run";
 const UNINSTALL: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall";
-
-/// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -148,21 +139,6 @@ fn installed_versions(wine: &Wine) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(versions)
-}
-
-async fn wait_until<T>(
-    what: &str,
-    limit: Duration,
-    mut probe: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = probe().await? {
-            return Ok(found);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
