@@ -1,10 +1,14 @@
 //! The agent's runtime: connect, follow the server's commands, run one pipeline per monitor per
-//! recorded contact, send frames, keep them until acknowledged, reconnect with backoff.
+//! recorded contact, spool every frame and send it from the spool until acknowledged, reconnect
+//! with backoff.
 //!
-//! Recordings outlive connections: a dropped connection does not stop a pipeline; its frames
-//! wait in the resend buffer (at most [`MAX_FRAMES_IN_FLIGHT`]; past that the send stage stops
-//! taking frames and the capture stage drops captures) and are sent again, after their stream
-//! parameters, when the connection is back. The server ignores what it already has.
+//! Recordings outlive connections: a dropped connection (or a server that does not keep up) does
+//! not stop a pipeline; its frames go on into the [`Spool`] on disk, within its quota, whether or
+//! not a connection is up. On each connection the `Welcome` says what the server holds of every
+//! contact, and the spool sends the rest in order, beside the live frames, at most
+//! [`capture_shared::protocol::MAX_FRAMES_IN_FLIGHT`] unacknowledged. Commands missed while away
+//! are reconciled the same way: contacts the server stopped meanwhile end, contacts it no longer
+//! takes are forgotten, contacts still open are resumed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,10 +16,9 @@ use std::time::Duration;
 
 use capture_shared::ids::{ContactId, MonitorId};
 use capture_shared::protocol::{
-    AgentMessage, CLOCK_SYNC_INTERVAL, ClockEstimator, ClockSample, FrameHeader,
-    HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Hello, MAX_FRAMES_IN_FLIGHT, MAX_POINTER_SAMPLES,
-    MonitorInfo, PROTOCOL_VERSION, PointerSample, RefusalCode, ServerMessage, StreamSettings,
-    StreamTotal, VideoCodec, encode_frame,
+    AgentMessage, CLOCK_SYNC_INTERVAL, ClockEstimator, ClockSample, HEARTBEAT_INTERVAL,
+    HEARTBEAT_TIMEOUT, Hello, MAX_POINTER_SAMPLES, MonitorInfo, PROTOCOL_VERSION, PointerSample,
+    RefusalCode, ServerMessage, StreamSettings, Welcome,
 };
 use capture_shared::time::AgentMicros;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -29,6 +32,7 @@ use crate::capture::{CaptureError, ScreenSource, locate};
 use crate::clock::AgentClock;
 use crate::connection::{ConnectError, Endpoint, Socket, connect};
 use crate::pipeline::{ENCODED_QUEUE, EncodedFrame, Output, Pipeline};
+use crate::spool::{Appended, Outgoing, Spool, SpoolError, SpoolFrame};
 
 /// How often the pointer is read while recording.
 pub const POINTER_INTERVAL: Duration = Duration::from_millis(100);
@@ -37,9 +41,26 @@ pub const POINTER_INTERVAL: Duration = Duration::from_millis(100);
 pub const POINTER_FLUSH: Duration = Duration::from_millis(500);
 
 /// On a stop (SIGTERM, Ctrl-C, console close, logoff, shutdown) the agent ends its captures and
-/// sends what they held, each contact's `Stopped`, and waits for the acks, for at most this long:
-/// Windows gives a console process about 5 s after a close or logoff event.
+/// sends what they held and waits for the acks, for at most this long (Windows gives a console
+/// process about 5 s after a close or logoff event); what is left stays in the spool for the
+/// next start.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+
+/// Most messages sent from the spool in one turn of the connection loop, so that commands and
+/// acks are read between them.
+const SEND_BATCH: usize = 16;
+
+/// Most control messages (capture gaps, failures) kept for the next connection.
+const PENDING_CONTROL: usize = 256;
+
+/// Where the spool lives and how much disk it may take.
+#[derive(Debug, Clone)]
+pub struct SpoolSettings {
+    /// The spool directory (the agent's own: one agent per user).
+    pub dir: std::path::PathBuf,
+    /// Bytes of spool files at most.
+    pub quota_bytes: u64,
+}
 
 /// Who this agent is.
 #[derive(Debug, Clone)]
@@ -65,12 +86,16 @@ pub struct Status {
     pub recording: Vec<ContactId>,
     /// Frames the pipelines encoded (sent or still to send).
     pub frames_encoded: u64,
-    /// Frames sent (first sends only).
+    /// Frames kept for sending (sent, or still in the spool).
     pub frames_sent: u64,
-    /// Bytes of access units sent (first sends only).
+    /// Bytes of access units kept for sending.
     pub bytes_sent: u64,
-    /// Frames waiting for an acknowledgement.
+    /// Frames waiting for an acknowledgement (sent or not).
     pub unacked: usize,
+    /// Bytes of those frames.
+    pub spool_bytes: u64,
+    /// Frames the spool dropped (its quota reached while the recorder was out of reach).
+    pub spool_dropped: u64,
     /// Best clock offset to the server, µs (server = agent + offset).
     pub clock_offset_us: Option<i64>,
     /// When the last contact started recording (Unix ms).
@@ -94,6 +119,8 @@ pub struct Agent {
     pub clock: AgentClock,
     /// Shared status.
     pub status: Arc<Mutex<Status>>,
+    /// The offline spool.
+    pub spool: SpoolSettings,
 }
 
 /// Why the agent stopped.
@@ -105,13 +132,20 @@ pub enum AgentError {
     /// The screen cannot be captured at all.
     #[error(transparent)]
     Capture(#[from] crate::capture::CaptureError),
+    /// The spool cannot be read or written.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
-struct Unacked {
-    contact: ContactId,
-    monitor: MonitorId,
-    sequence: u64,
-    message: Vec<u8>,
+/// Why a contact's pipelines are draining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    /// The server stopped the contact: its spool ends.
+    Ended,
+    /// Discarded (or forgotten): nothing of it leaves the machine.
+    Discarded,
+    /// The agent is stopping: the contact goes on, its spool stays open for the next start.
+    Shutdown,
 }
 
 /// State that outlives connections.
@@ -121,11 +155,14 @@ struct State {
     /// Why no monitor can be captured (the user has not allowed screen recording).
     not_permitted: Option<String>,
     recordings: HashMap<ContactId, Vec<Pipeline>>,
-    /// Contacts whose pipelines are draining after a stop (true: discarded).
-    stopping: HashMap<ContactId, bool>,
-    next_sequence: HashMap<(ContactId, MonitorId), u64>,
-    params: BTreeMap<(ContactId, MonitorId), (u32, u32)>,
-    unacked: VecDeque<Unacked>,
+    /// Contacts whose pipelines are draining after a stop.
+    stopping: HashMap<ContactId, Stopping>,
+    /// Every frame, until the server acknowledges it.
+    spool: Spool,
+    /// The spool may have something to send.
+    wants_send: bool,
+    /// Control messages for the next connection (capture gaps, failures while away).
+    pending: VecDeque<AgentMessage>,
     pointer: Vec<(AgentMicros, i32, i32)>,
     clock: ClockEstimator,
     output_tx: mpsc::Sender<Output>,
@@ -133,11 +170,15 @@ struct State {
     encoded: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// How one connection ended.
+/// How one connection (or attempt) ended.
 enum End {
     Cancelled,
+    /// The attempt never connected.
+    Unreachable,
     Lost(String),
     Refused(RefusalCode, String),
+    /// The spool failed: the agent cannot keep what it captures.
+    Failed(SpoolError),
 }
 
 impl Agent {
@@ -150,16 +191,17 @@ impl Agent {
         }
     }
 
-    fn hello(&self, monitors: Vec<MonitorInfo>, not_permitted: Option<&String>) -> Hello {
+    fn hello(&self, state: &State) -> Hello {
         Hello {
             protocol_version: PROTOCOL_VERSION,
             agent_id: self.identity.agent_id,
             credential: self.identity.credential.clone(),
             os_user: self.identity.os_user.clone(),
             machine: self.identity.machine.clone(),
-            monitors,
+            monitors: state.monitors.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            capture_backend: Some(self.backend(not_permitted)),
+            capture_backend: Some(self.backend(state.not_permitted.as_ref())),
+            spooled: Some(state.spool.report()),
         }
     }
 
@@ -183,6 +225,12 @@ impl Agent {
             Err(error) => return Err(error.into()),
         };
         self.status(|s| s.not_permitted.clone_from(&not_permitted));
+        let spool = Spool::open(
+            &self.spool.dir,
+            self.identity.agent_id,
+            self.spool.quota_bytes,
+            monitors.clone(),
+        )?;
         let (output_tx, mut output) = mpsc::channel(ENCODED_QUEUE);
         let mut state = State {
             settings: StreamSettings::default(),
@@ -190,28 +238,46 @@ impl Agent {
             not_permitted,
             recordings: HashMap::new(),
             stopping: HashMap::new(),
-            next_sequence: HashMap::new(),
-            params: BTreeMap::new(),
-            unacked: VecDeque::new(),
+            spool,
+            wants_send: true,
+            pending: VecDeque::new(),
             pointer: Vec::new(),
             clock: ClockEstimator::default(),
             output_tx,
             encoded: Arc::default(),
         };
+        self.report_spool(&state);
         let (pointer_tx, mut pointer) = mpsc::channel(64);
         let pointer_cancel = cancel.child_token();
         spawn_pointer_reader(&self, pointer_tx, pointer_cancel.clone());
         let mut backoff = Backoff::new();
+        // Failed attempts of one outage, logged once rather than as a lost connection each.
+        let mut failed_attempts: u32 = 0;
         let result = loop {
-            let hello = self.hello(state.monitors.clone(), state.not_permitted.as_ref());
-            let attempt = tokio::select! {
-                attempt = connect(&self.endpoint, &hello) => attempt,
-                () = cancel.cancelled() => break Ok(()),
+            let hello = self.hello(&state);
+            let attempt = match self
+                .offline(
+                    connect(&self.endpoint, &hello),
+                    &mut state,
+                    &mut output,
+                    &cancel,
+                )
+                .await
+            {
+                Ok(Some(attempt)) => attempt,
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error.into()),
             };
             let end = match attempt {
                 Ok((socket, welcome)) => {
-                    tracing::info!(server = %self.endpoint.base_url(), "connected to the recorder");
-                    state.settings = welcome.settings;
+                    if failed_attempts > 0 {
+                        tracing::info!(failed_attempts, "the recorder is reachable again");
+                    }
+                    failed_attempts = 0;
+                    tracing::info!(server = %self.endpoint.base_url(), spooled = state.spool.pending_frames(), "connected to the recorder");
+                    if let Err(error) = self.welcomed(welcome, &mut state) {
+                        break Err(error.into());
+                    }
                     self.status(|s| {
                         s.connected = true;
                         s.ever_connected = true;
@@ -225,11 +291,21 @@ impl Agent {
                     backoff.connection_ended(started.elapsed());
                     end
                 }
-                Err(error) if error.is_retryable() => End::Lost(error.to_string()),
+                Err(error) if error.is_retryable() => {
+                    failed_attempts += 1;
+                    if failed_attempts == 1 {
+                        tracing::warn!(%error, "cannot reach the recorder; recording into the spool and retrying");
+                    } else {
+                        tracing::debug!(%error, failed_attempts, "the recorder is still out of reach");
+                    }
+                    self.status(|s| s.last_error = Some(error.to_string()));
+                    End::Unreachable
+                }
                 Err(error) => break Err(AgentError::Refused(error)),
             };
             match end {
                 End::Cancelled => break Ok(()),
+                End::Failed(error) => break Err(error.into()),
                 End::Refused(code, message)
                     if matches!(
                         code,
@@ -243,14 +319,22 @@ impl Agent {
                     self.status(|s| s.last_error = Some(message));
                 }
                 End::Lost(reason) => {
-                    tracing::warn!(reason, "connection to the recorder lost");
+                    tracing::warn!(
+                        reason,
+                        "connection to the recorder lost; recording into the spool"
+                    );
                     self.status(|s| s.last_error = Some(reason));
                 }
+                End::Unreachable => {}
             }
             let delay = backoff.next_delay();
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = cancel.cancelled() => break Ok(()),
+            match self
+                .offline(tokio::time::sleep(delay), &mut state, &mut output, &cancel)
+                .await
+            {
+                Ok(Some(())) => {}
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error.into()),
             }
         };
         pointer_cancel.cancel();
@@ -262,9 +346,114 @@ impl Agent {
                 tokio::task::spawn_blocking(move || pipelines.into_iter().for_each(Pipeline::join))
                     .await;
         }
+        // What the pipelines still held goes into the spool for the next start.
+        output.close();
+        while let Some(item) = output.recv().await {
+            if let Output::Frame(frame) = item
+                && let Err(error) = self.spool_frame(&frame, &mut state)
+            {
+                tracing::warn!(%error, "a last frame could not be spooled");
+            }
+        }
+        state.spool.sync();
         let encoded = state.encoded.load(std::sync::atomic::Ordering::Relaxed);
         self.status(|s| s.frames_encoded = encoded);
+        self.report_spool(&state);
         result
+    }
+
+    /// Waits for `future` while no connection is up, spooling what the pipelines capture
+    /// meanwhile; `None` when cancelled.
+    async fn offline<F: std::future::Future>(
+        &self,
+        future: F,
+        state: &mut State,
+        output: &mut mpsc::Receiver<Output>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<F::Output>, SpoolError> {
+        tokio::pin!(future);
+        loop {
+            tokio::select! {
+                result = &mut future => return Ok(Some(result)),
+                () = cancel.cancelled() => return Ok(None),
+                Some(item) = output.recv() => {
+                    let messages = self.output(item, state)?;
+                    // Kept for the connection (gaps, failures); frames are in the spool.
+                    for message in messages {
+                        queue_control(state, message);
+                    }
+                    self.report_spool(state);
+                }
+            }
+        }
+    }
+
+    /// Reconciles with what the server holds: sends from there, ends what it stopped, forgets
+    /// what it no longer takes.
+    fn welcomed(&self, welcome: Welcome, state: &mut State) -> Result<(), SpoolError> {
+        state.settings = welcome.settings;
+        for contact in &welcome.forget {
+            tracing::info!(%contact, "the recorder no longer takes this contact: its spool is deleted");
+            self.stop(*contact, Stopping::Discarded, state)?;
+        }
+        state.spool.reconnected(&welcome.held, &welcome.forget)?;
+        for held in &welcome.held {
+            let known = state.recordings.contains_key(&held.contact)
+                || state.stopping.contains_key(&held.contact)
+                || state.spool.contains(held.contact);
+            if !held.ended {
+                continue; // a `Start` with its resume point follows
+            }
+            if known {
+                // Stopped while the agent was away.
+                self.stop(held.contact, Stopping::Ended, state)?;
+            } else {
+                // Sent in full before (its `Stopped` was lost), or never heard of.
+                if held.streams.iter().all(|s| s.frames == 0) {
+                    queue_control(
+                        state,
+                        AgentMessage::RecordingFailed {
+                            contact: held.contact,
+                            reason: "the agent did not receive the start of this contact (it was out of reach)".into(),
+                        },
+                    );
+                }
+                queue_control(
+                    state,
+                    AgentMessage::Stopped {
+                        contact: held.contact,
+                        frames: held.streams.clone(),
+                    },
+                );
+            }
+        }
+        state.wants_send = true;
+        Ok(())
+    }
+
+    fn report_spool(&self, state: &State) {
+        let (frames, bytes) = (state.spool.pending_frames(), state.spool.pending_bytes());
+        self.status(|s| {
+            s.unacked = frames;
+            s.spool_bytes = bytes;
+        });
+    }
+
+    /// Up to [`SEND_BATCH`] messages from the pending controls and the spool.
+    fn outgoing(&self, state: &mut State) -> Result<Vec<Message>, SpoolError> {
+        let mut messages: Vec<Message> = state.pending.drain(..).map(|m| control(&m)).collect();
+        messages.extend(state.spool.take_dropped().iter().map(control));
+        while messages.len() < SEND_BATCH {
+            match state.spool.next_outgoing()? {
+                Some(Outgoing::Control(message)) => messages.push(control(&message)),
+                Some(Outgoing::Frame(bytes)) => messages.push(Message::binary(bytes)),
+                None => {
+                    state.wants_send = false;
+                    break;
+                }
+            }
+        }
+        Ok(messages)
     }
 
     /// One connection, until it ends.
@@ -276,31 +465,6 @@ impl Agent {
         pointer: &mut mpsc::Receiver<(AgentMicros, i32, i32)>,
         cancel: &CancellationToken,
     ) -> End {
-        // What the server may lack from before: stream parameters, unacknowledged frames.
-        let mut resend: Vec<Message> = state
-            .params
-            .iter()
-            .map(|(&(contact, monitor), &(width, height))| {
-                control(&AgentMessage::StreamParams {
-                    contact,
-                    monitor,
-                    codec: VideoCodec::H264,
-                    width,
-                    height,
-                })
-            })
-            .collect();
-        resend.extend(
-            state
-                .unacked
-                .iter()
-                .map(|u| Message::binary(u.message.clone())),
-        );
-        for message in resend {
-            if let Err(error) = socket.send(message).await {
-                return End::Lost(error.to_string());
-            }
-        }
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         let mut pointer_flush = tokio::time::interval(POINTER_FLUSH);
         // Three quick clock measurements first, then one per CLOCK_SYNC_INTERVAL. A ping without
@@ -308,13 +472,13 @@ impl Agent {
         let mut next_ping = Instant::now();
         let mut pings_sent: u64 = 0;
         let mut ping_unanswered_since: Option<Instant> = None;
-        // Set once stopping: until then captured frames, `Stopped` and acks may still go.
+        // Set once stopping: until then captured frames and acks may still go.
         let mut drain_until: Option<Instant> = None;
         loop {
             if drain_until.is_some()
                 && state.recordings.is_empty()
                 && state.stopping.is_empty()
-                && state.unacked.is_empty()
+                && state.spool.pending_frames() == 0
             {
                 let _ = socket.close(None).await;
                 return End::Cancelled;
@@ -324,13 +488,15 @@ impl Agent {
                     tracing::info!(recording = state.recordings.len(), "stopping: sending what was captured");
                     let contacts: Vec<ContactId> = state.recordings.keys().copied().collect();
                     for contact in contacts {
-                        self.stop(contact, false, state);
+                        if let Err(error) = self.stop(contact, Stopping::Shutdown, state) {
+                            return End::Failed(error);
+                        }
                     }
                     drain_until = Some(Instant::now() + SHUTDOWN_DRAIN);
-                    Vec::new()
+                    Ok(Vec::new())
                 }
                 () = tokio::time::sleep_until(drain_until.unwrap_or_else(far_future)) => {
-                    tracing::warn!(unacked = state.unacked.len(), "stopped before the recorder acknowledged every frame");
+                    tracing::warn!(unacked = state.spool.pending_frames(), "stopped before the recorder acknowledged every frame; the rest stays in the spool");
                     let _ = socket.close(None).await;
                     return End::Cancelled;
                 }
@@ -346,46 +512,52 @@ impl Agent {
                             }
                             Err(error) => {
                                 tracing::warn!(%error, "unreadable message from the recorder");
-                                Vec::new()
+                                Ok(Vec::new())
                             }
                         },
                         Some(Ok(Message::Close(_))) | None => return End::Lost("closed by the server".into()),
-                        Some(Ok(_)) => Vec::new(),
+                        Some(Ok(_)) => Ok(Vec::new()),
                         Some(Err(error)) => return End::Lost(error.to_string()),
                     }
                 }
-                item = output.recv(), if state.unacked.len() < MAX_FRAMES_IN_FLIGHT as usize => match item {
-                    Some(item) => self.output(item, state),
-                    None => Vec::new(),
-                },
+                Some(item) = output.recv() => self
+                    .output(item, state)
+                    .map(|messages| messages.iter().map(control).collect()),
+                () = std::future::ready(()), if state.wants_send || !state.pending.is_empty() => {
+                    self.outgoing(state)
+                }
                 Some(sample) = pointer.recv() => {
                     if !state.recordings.is_empty() {
                         state.pointer.push(sample);
                     }
-                    Vec::new()
+                    Ok(Vec::new())
                 }
-                _ = pointer_flush.tick() => pointer_messages(state),
+                _ = pointer_flush.tick() => Ok(pointer_messages(state)),
                 _ = heartbeat.tick() => {
                     let recording: Vec<ContactId> = state.recordings.keys().copied().collect();
-                    let spool_bytes = state.unacked.iter().map(|u| u.message.len() as u64).sum();
+                    let spool_bytes = state.spool.pending_bytes();
                     let encoded = state.encoded.load(std::sync::atomic::Ordering::Relaxed);
                     self.status(|s| {
                         s.recording.clone_from(&recording);
-                        s.unacked = state.unacked.len();
                         s.frames_encoded = encoded;
                     });
+                    self.report_spool(state);
                     let capture_backend = Some(self.backend(state.not_permitted.as_ref()));
-                    vec![control(&AgentMessage::Heartbeat { recording, spool_bytes, capture_backend })]
+                    Ok(vec![control(&AgentMessage::Heartbeat { recording, spool_bytes, capture_backend })])
                 }
                 () = tokio::time::sleep_until(next_ping) => {
                     pings_sent += 1;
                     ping_unanswered_since.get_or_insert_with(Instant::now);
                     next_ping = Instant::now() + if pings_sent < 3 { Duration::from_millis(300) } else { CLOCK_SYNC_INTERVAL };
-                    vec![control(&AgentMessage::Ping { nonce: pings_sent, agent_sent: self.clock.now() })]
+                    Ok(vec![control(&AgentMessage::Ping { nonce: pings_sent, agent_sent: self.clock.now() })])
                 }
                 () = tokio::time::sleep_until(ping_unanswered_since.map_or(far_future(), |t| t + HEARTBEAT_TIMEOUT)) => {
                     return End::Lost("the recorder answers no ping".into());
                 }
+            };
+            let outgoing = match outgoing {
+                Ok(outgoing) => outgoing,
+                Err(error) => return End::Failed(error),
             };
             for message in outgoing {
                 if let Err(error) = socket.send(message).await {
@@ -396,24 +568,26 @@ impl Agent {
     }
 
     /// Follows one server command; returns what to send.
-    fn command(&self, message: ServerMessage, state: &mut State) -> Vec<Message> {
+    fn command(
+        &self,
+        message: ServerMessage,
+        state: &mut State,
+    ) -> Result<Vec<Message>, SpoolError> {
         match message {
             ServerMessage::Start { contact, resume } => {
-                if state.recordings.contains_key(&contact) || state.stopping.contains_key(&contact)
+                if state.recordings.contains_key(&contact)
+                    || state.stopping.contains_key(&contact)
+                    || state.spool.has_ended(contact)
                 {
-                    return Vec::new();
+                    return Ok(Vec::new());
                 }
                 if let Some(why) = &state.not_permitted {
-                    return vec![control(&AgentMessage::RecordingFailed {
+                    return Ok(vec![control(&AgentMessage::RecordingFailed {
                         contact,
                         reason: why.chars().take(200).collect(),
-                    })];
+                    })]);
                 }
-                for total in resume {
-                    state
-                        .next_sequence
-                        .insert((contact, total.monitor), total.frames);
-                }
+                state.spool.resume(contact, &resume);
                 let mut pipelines = Vec::new();
                 for monitor in &state.monitors {
                     match Pipeline::spawn(
@@ -427,10 +601,10 @@ impl Agent {
                     ) {
                         Ok(pipeline) => pipelines.push(pipeline),
                         Err(error) => {
-                            return vec![control(&AgentMessage::RecordingFailed {
+                            return Ok(vec![control(&AgentMessage::RecordingFailed {
                                 contact,
                                 reason: error.to_string().chars().take(200).collect(),
-                            })];
+                            })]);
                         }
                     }
                 }
@@ -441,36 +615,28 @@ impl Agent {
                     s.recording = recording;
                     s.last_contact_at_ms = Some(crate::local::unix_ms());
                 });
-                Vec::new()
+                Ok(Vec::new())
             }
             ServerMessage::Stop { contact } => {
-                self.stop(contact, false, state);
-                Vec::new()
+                self.stop(contact, Stopping::Ended, state)?;
+                Ok(Vec::new())
             }
-            ServerMessage::Discard { contact } => {
-                self.stop(contact, true, state);
-                state.unacked.retain(|u| u.contact != contact);
-                Vec::new()
+            ServerMessage::Discard { contact } | ServerMessage::Forget { contact } => {
+                self.stop(contact, Stopping::Discarded, state)?;
+                Ok(Vec::new())
             }
             ServerMessage::RequestKeyframe { contact, monitor } => {
-                if let Some(pipelines) = state.recordings.get(&contact) {
-                    for (pipeline, info) in pipelines.iter().zip(&state.monitors) {
-                        if monitor.is_none_or(|m| m == info.id) {
-                            pipeline.controls.request_keyframe();
-                        }
-                    }
-                }
-                Vec::new()
+                request_keyframe(state, contact, monitor);
+                Ok(Vec::new())
             }
             ServerMessage::Ack {
                 contact,
                 monitor,
                 sequence,
             } => {
-                state.unacked.retain(|u| {
-                    !(u.contact == contact && u.monitor == monitor && u.sequence <= sequence)
-                });
-                Vec::new()
+                state.spool.ack(contact, monitor, sequence)?;
+                state.wants_send = true;
+                Ok(Vec::new())
             }
             ServerMessage::Pong {
                 nonce: _,
@@ -487,24 +653,39 @@ impl Agent {
                 state.clock.add(sample);
                 let offset = state.clock.best().map(|b| b.offset_us());
                 self.status(|s| s.clock_offset_us = offset);
-                vec![control(&AgentMessage::Clock { sample })]
+                Ok(vec![control(&AgentMessage::Clock { sample })])
             }
             ServerMessage::Keep { .. }
             | ServerMessage::Marker { .. }
             | ServerMessage::Welcome(_)
-            | ServerMessage::Refused(_) => Vec::new(),
+            | ServerMessage::Refused(_) => Ok(Vec::new()),
         }
     }
 
-    fn stop(&self, contact: ContactId, discard: bool, state: &mut State) {
+    fn stop(&self, contact: ContactId, why: Stopping, state: &mut State) -> Result<(), SpoolError> {
+        if why == Stopping::Discarded {
+            // Nothing of it leaves the machine, from now on either.
+            state.spool.forget(contact)?;
+            if let Some(kind) = state.stopping.get_mut(&contact) {
+                *kind = Stopping::Discarded;
+            }
+        }
         let removed = state.recordings.remove(&contact);
         let recording: Vec<ContactId> = state.recordings.keys().copied().collect();
         self.status(|s| s.recording = recording);
         let Some(pipelines) = removed else {
-            return;
+            // Not recording in this run (the agent restarted): its spool ends here.
+            if why == Stopping::Ended
+                && !state.stopping.contains_key(&contact)
+                && state.spool.contains(contact)
+            {
+                state.spool.end(contact)?;
+                state.wants_send = true;
+            }
+            return Ok(());
         };
-        tracing::info!(%contact, discard, "recording stopped");
-        state.stopping.insert(contact, discard);
+        tracing::info!(%contact, ?why, "recording stopped");
+        state.stopping.insert(contact, why);
         for pipeline in &pipelines {
             pipeline.stop();
         }
@@ -514,87 +695,86 @@ impl Agent {
             // After every frame of the contact: the queue is ordered.
             let _ = output.blocking_send(Output::Drained(contact));
         });
+        Ok(())
     }
 
-    /// Turns one pipeline output into messages (and resend-buffer entries).
-    fn output(&self, item: Output, state: &mut State) -> Vec<Message> {
+    /// Takes one pipeline output: frames into the spool; returns control messages to send.
+    fn output(&self, item: Output, state: &mut State) -> Result<Vec<AgentMessage>, SpoolError> {
         match item {
-            Output::Frame(frame) => self.frame(frame, state),
+            Output::Frame(frame) => {
+                self.spool_frame(&frame, state)?;
+                Ok(Vec::new())
+            }
             Output::Gap(gap) => {
-                if state.stopping.get(&gap.contact) == Some(&true) {
-                    return Vec::new(); // discarded
+                if state.stopping.get(&gap.contact) == Some(&Stopping::Discarded) {
+                    return Ok(Vec::new());
                 }
-                vec![control(&AgentMessage::CaptureGap {
+                Ok(vec![AgentMessage::CaptureGap {
                     contact: gap.contact,
                     monitor: gap.monitor,
                     from: gap.from,
                     to: gap.to,
                     reason: gap.reason.to_owned(),
-                })]
+                }])
             }
             Output::Drained(contact) => {
-                let discarded = state.stopping.remove(&contact).unwrap_or(false);
-                let frames: Vec<StreamTotal> = state
-                    .next_sequence
-                    .iter()
-                    .filter(|((c, _), _)| *c == contact)
-                    .map(|((_, monitor), next)| StreamTotal {
-                        monitor: *monitor,
-                        frames: *next,
-                    })
-                    .collect();
-                state.next_sequence.retain(|(c, _), _| *c != contact);
-                state.params.retain(|(c, _), _| *c != contact);
-                if discarded {
-                    return Vec::new();
+                match state.stopping.remove(&contact) {
+                    Some(Stopping::Ended) => state.spool.end(contact)?,
+                    Some(Stopping::Discarded) => state.spool.forget(contact)?,
+                    Some(Stopping::Shutdown) | None => state.spool.sync(),
                 }
-                // After the contact's frames. Lost with the connection, the server closes the
-                // file after its stop grace instead.
-                vec![control(&AgentMessage::Stopped { contact, frames })]
+                state.wants_send = true;
+                Ok(Vec::new())
             }
         }
     }
 
-    fn frame(&self, frame: EncodedFrame, state: &mut State) -> Vec<Message> {
-        if state.stopping.get(&frame.contact) == Some(&true) {
-            return Vec::new(); // discarded: nothing of it leaves the machine
+    fn spool_frame(&self, frame: &EncodedFrame, state: &mut State) -> Result<(), SpoolError> {
+        if state.stopping.get(&frame.contact) == Some(&Stopping::Discarded) {
+            return Ok(()); // discarded: nothing of it leaves the machine
         }
-        let mut messages = Vec::new();
-        let key = (frame.contact, frame.monitor);
-        if state.params.get(&key) != Some(&(frame.width, frame.height)) {
-            state.params.insert(key, (frame.width, frame.height));
-            messages.push(control(&AgentMessage::StreamParams {
-                contact: frame.contact,
-                monitor: frame.monitor,
-                codec: VideoCodec::H264,
-                width: frame.width,
-                height: frame.height,
-            }));
-        }
-        let next = state.next_sequence.entry(key).or_insert(0);
-        let sequence = *next;
-        *next += 1;
-        let header = FrameHeader {
+        let appended = state.spool.append(&SpoolFrame {
             contact: frame.contact,
             monitor: frame.monitor,
-            sequence,
             captured: frame.at,
             keyframe: frame.keyframe,
-        };
-        let bytes = encode_frame(&header, &frame.data);
-        self.status(|s| {
-            s.frames_sent += 1;
-            s.bytes_sent += frame.data.len() as u64;
-        });
-        messages.push(Message::binary(bytes.clone()));
-        state.unacked.push_back(Unacked {
-            contact: frame.contact,
-            monitor: frame.monitor,
-            sequence,
-            message: bytes,
-        });
-        messages
+            width: frame.width,
+            height: frame.height,
+            data: &frame.data,
+        })?;
+        match appended {
+            Appended::Kept => {
+                self.status(|s| {
+                    s.frames_sent += 1;
+                    s.bytes_sent += frame.data.len() as u64;
+                });
+                state.wants_send = true;
+            }
+            Appended::Dropped => {
+                self.status(|s| s.spool_dropped += 1);
+                request_keyframe(state, frame.contact, Some(frame.monitor));
+            }
+        }
+        Ok(())
     }
+}
+
+fn request_keyframe(state: &State, contact: ContactId, monitor: Option<MonitorId>) {
+    if let Some(pipelines) = state.recordings.get(&contact) {
+        for (pipeline, info) in pipelines.iter().zip(&state.monitors) {
+            if monitor.is_none_or(|m| m == info.id) {
+                pipeline.controls.request_keyframe();
+            }
+        }
+    }
+}
+
+/// Keeps a control message for the connection (the oldest goes past [`PENDING_CONTROL`]).
+fn queue_control(state: &mut State, message: AgentMessage) {
+    if state.pending.len() >= PENDING_CONTROL {
+        state.pending.pop_front();
+    }
+    state.pending.push_back(message);
 }
 
 fn far_future() -> Instant {

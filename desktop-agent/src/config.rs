@@ -39,6 +39,10 @@ pub struct AgentConfig {
     /// installer's `PROXY_URL`): enrolment and the websocket tunnel through it with `CONNECT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// The disk the offline spool (`spool/` beside this file) may take, in MB; default
+    /// [`crate::spool::DEFAULT_QUOTA_BYTES`] (eight hours of one office monitor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool_quota_mb: Option<u64>,
 }
 
 /// What IT set for every user of the machine (the installer's public properties). Every field is
@@ -230,6 +234,14 @@ pub fn default_path() -> PathBuf {
 }
 
 impl AgentConfig {
+    /// The spool's disk quota in bytes.
+    pub fn spool_quota_bytes(&self) -> u64 {
+        self.spool_quota_mb
+            .map_or(crate::spool::DEFAULT_QUOTA_BYTES, |mb| {
+                mb.saturating_mul(1_000_000)
+            })
+    }
+
     /// Where and how to reach the recorder: pinned to `server_ca_sha256` when set, else the
     /// system's roots plus `ca_file`; through `proxy` when set.
     pub fn endpoint(&self) -> Result<crate::connection::Endpoint, crate::connection::ConnectError> {
@@ -308,6 +320,7 @@ mod tests {
             credential: "s3cret".into(),
             source: "synthetic-still".into(),
             proxy: None,
+            spool_quota_mb: None,
         };
         enrolled.save(&user).expect("saved");
         #[cfg(unix)]
@@ -423,6 +436,7 @@ mod tests {
                 credential: "c".into(),
                 source: "synthetic-still".into(),
                 proxy: None,
+                spool_quota_mb: None,
             }
             .save(&user)
             .map_err(|e| e.to_string())?;

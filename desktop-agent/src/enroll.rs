@@ -109,6 +109,7 @@ pub async fn first_start(
         credential: String::new(),
         source: machine.source.clone().unwrap_or_else(|| "screen".into()),
         proxy: machine.proxy.clone(),
+        spool_quota_mb: None,
     };
     let endpoint = config.endpoint()?;
     let (os_user, host) = (crate::platform::os_user(), crate::platform::machine_name());

@@ -20,6 +20,7 @@ pub mod enroll;
 pub mod local;
 pub mod pipeline;
 pub mod platform;
+pub mod spool;
 
 use std::sync::Arc;
 

@@ -40,6 +40,11 @@ pub fn status_path(config: &Path) -> PathBuf {
     config.with_file_name("status.json")
 }
 
+/// The offline spool's directory, beside the user's configuration file.
+pub fn spool_path(config: &Path) -> PathBuf {
+    config.with_file_name("spool")
+}
+
 /// Held for as long as this process is the user's agent; released when dropped or when the
 /// process dies, however it dies (an OS file lock).
 #[derive(Debug)]

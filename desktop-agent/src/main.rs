@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use capture_agent::agent::{Agent, Identity, Status};
+use capture_agent::agent::{Agent, Identity, SpoolSettings, Status};
 use capture_agent::clock::AgentClock;
 use capture_agent::config::{
     AgentConfig, ConfigError, MachineConfig, default_path, machine_config_path,
@@ -112,6 +112,7 @@ fn hello(
         monitors,
         agent_version: env!("CARGO_PKG_VERSION").into(),
         capture_backend,
+        spooled: None,
     }
 }
 
@@ -195,6 +196,10 @@ async fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         source: capture_agent::source(&config.source).map_err(anyhow::Error::msg)?,
         clock: AgentClock::new(),
         status: status.clone(),
+        spool: SpoolSettings {
+            dir: local::spool_path(path),
+            quota_bytes: config.spool_quota_bytes(),
+        },
     };
     let report = {
         let (status, status_file, server, agent_id) = (
@@ -247,7 +252,8 @@ async fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             eprintln!("capture-agent: {error}");
             Ok(ExitCode::from(match error {
                 capture_agent::agent::AgentError::Refused(_) => local::EXIT_REFUSED,
-                capture_agent::agent::AgentError::Capture(_) => 1,
+                capture_agent::agent::AgentError::Capture(_)
+                | capture_agent::agent::AgentError::Spool(_) => 1,
             }))
         }
     }
@@ -276,6 +282,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<ExitCode> {
                 credential: String::new(),
                 source,
                 proxy,
+                spool_quota_mb: None,
             };
             let endpoint = config.endpoint()?;
             let enrolled = match credential_file {

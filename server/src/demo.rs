@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use capture_agent::agent::{Agent, Identity, Status};
+use capture_agent::agent::{Agent, Identity, SpoolSettings, Status};
 use capture_agent::capture::synthetic::{SyntheticSource, Workload};
 use capture_agent::clock::AgentClock;
 use capture_agent::connection::Endpoint;
@@ -157,6 +157,13 @@ pub async fn run(
             source: Arc::new(SyntheticSource::new(Workload::Office, vec![DEMO_SCREEN])),
             clock: AgentClock::new(),
             status: Arc::new(Mutex::new(Status::default())),
+            spool: SpoolSettings {
+                dir: settings
+                    .data_dir
+                    .join("demo-spool")
+                    .join(agent_id.to_string()),
+                quota_bytes: capture_agent::spool::DEFAULT_QUOTA_BYTES,
+            },
         };
         let cancel = cancel.clone();
         tokio::spawn(async move {

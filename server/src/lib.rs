@@ -334,6 +334,7 @@ pub async fn run_with(
         store.clone(),
         parts.clock.clone(),
         connections.clone(),
+        settings.offline_wait,
     ));
     let reopened = buffer.recover().await?;
     if reopened > 0 {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use capture_agent::agent::{Agent, Identity, Status};
+use capture_agent::agent::{Agent, Identity, SpoolSettings, Status};
 use capture_agent::capture::synthetic::{SyntheticSource, Workload};
 use capture_agent::clock::AgentClock;
 use capture_agent::connection::Endpoint;
@@ -17,6 +17,8 @@ pub struct SyntheticDesktop {
     cancel: CancellationToken,
     running: Option<JoinHandle<()>>,
     status: Arc<Mutex<Status>>,
+    /// The agent's spool directory.
+    _spool: tempfile::TempDir,
 }
 
 impl SyntheticDesktop {
@@ -39,6 +41,7 @@ impl SyntheticDesktop {
         machine: &str,
         monitors: Vec<(u32, u32)>,
     ) -> anyhow::Result<SyntheticDesktop> {
+        let spool = tempfile::tempdir()?;
         let agent = Agent {
             endpoint: Endpoint::new(server, Some(ca))?,
             identity: Identity {
@@ -50,6 +53,10 @@ impl SyntheticDesktop {
             source: Arc::new(SyntheticSource::new(Workload::Office, monitors)),
             clock: AgentClock::new(),
             status: Arc::new(Mutex::new(Status::default())),
+            spool: SpoolSettings {
+                dir: spool.path().to_owned(),
+                quota_bytes: capture_agent::spool::DEFAULT_QUOTA_BYTES,
+            },
         };
         let status = agent.status.clone();
         let cancel = CancellationToken::new();
@@ -69,6 +76,7 @@ impl SyntheticDesktop {
             cancel,
             running: Some(running),
             status,
+            _spool: spool,
         })
     }
 

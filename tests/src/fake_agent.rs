@@ -33,6 +33,7 @@ pub fn hello(agent: AgentId, credential: &str) -> Hello {
         monitors: vec![crate::scn_samples::primary_1080p()],
         agent_version: "test".into(),
         capture_backend: Some("fake".into()),
+        spooled: None,
     }
 }
 

@@ -574,6 +574,7 @@ async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Re
             store.clone(),
             Clock::system(),
             Arc::new(NoAgentLink),
+            std::time::Duration::from_secs(60),
         ))
     };
     // First run: a contact with three frames, never closed (the server stops mid-call).

@@ -71,6 +71,10 @@ impl Rig {
             }),
             clock: AgentClock::new(),
             status: status.clone(),
+            spool: capture_agent::agent::SpoolSettings {
+                dir: server.data_dir.path().join("agent-spool"),
+                quota_bytes: capture_agent::spool::DEFAULT_QUOTA_BYTES,
+            },
         };
         let cancel = CancellationToken::new();
         let task = tokio::spawn(agent.run(cancel.clone()));

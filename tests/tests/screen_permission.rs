@@ -80,6 +80,10 @@ async fn a_desktop_without_the_screen_permission_says_so_and_each_contact_names_
         source: Arc::new(NotAllowed),
         clock: AgentClock::new(),
         status: status.clone(),
+        spool: capture_agent::agent::SpoolSettings {
+            dir: server.data_dir.path().join("agent-spool"),
+            quota_bytes: capture_agent::spool::DEFAULT_QUOTA_BYTES,
+        },
     };
     let cancel = CancellationToken::new();
     let running = tokio::spawn(agent.run(cancel.clone()));

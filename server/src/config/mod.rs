@@ -43,6 +43,8 @@ pub struct Config {
     pub webex: WebexConfig,
     /// Call and agent events → recording commands.
     pub integration: IntegrationConfig,
+    /// The recorder: the agents' websocket and the call buffer.
+    pub recorder: RecorderConfig,
     /// The recording adapter (Webex Converged Recordings → stored audio).
     pub adapter: AdapterConfig,
     /// Ingestion: stitching screen and audio, the archive.
@@ -178,6 +180,24 @@ pub struct WebexConfig {
     pub webhook_secret_file: Option<PathBuf>,
 }
 
+/// The `[recorder]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecorderConfig {
+    /// After a contact ends, how long its SCN file waits for an agent that is out of reach to
+    /// send what it spooled (60 s – 7 days); past this the file closes and the rest is a named
+    /// gap. The agent's spool holds eight hours of one office monitor by default.
+    pub offline_wait_s: u64,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            offline_wait_s: 8 * 3600,
+        }
+    }
+}
+
 /// The `[integration]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -257,6 +277,7 @@ impl Default for Config {
             log: LogConfig::default(),
             webex: WebexConfig::default(),
             integration: IntegrationConfig::default(),
+            recorder: RecorderConfig::default(),
             adapter: AdapterConfig::default(),
             ingestion: IngestionConfig::default(),
             replay: ReplayConfig::default(),

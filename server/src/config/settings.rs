@@ -116,6 +116,8 @@ pub struct Settings {
     pub adapter: AdapterSettings,
     /// Ingestion.
     pub ingestion: IngestionSettings,
+    /// How long a stopped contact's file waits for an agent out of reach.
+    pub offline_wait: Duration,
     /// Replay.
     pub replay: ReplaySettings,
 }
@@ -413,6 +415,12 @@ impl Settings {
         )?;
         range_check("adapter.concurrency", adapter.concurrency.into(), 1..=512)?;
         range_check("adapter.max_attempts", adapter.max_attempts.into(), 1..=100)?;
+        range_check(
+            "recorder.offline_wait_s",
+            config.recorder.offline_wait_s,
+            60..=7 * 86_400,
+        )?;
+        let offline_wait = Duration::from_secs(config.recorder.offline_wait_s);
         let ingestion = &config.ingestion;
         range_check("ingestion.settle_s", ingestion.settle_s, 0..=3600)?;
         range_check(
@@ -474,6 +482,7 @@ impl Settings {
             webex,
             adapter,
             ingestion,
+            offline_wait,
             listen: config.listen,
             data_dir: config.data_dir,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_s),

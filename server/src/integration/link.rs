@@ -11,6 +11,10 @@ pub trait AgentLink: Send + Sync + std::fmt::Debug {
     fn is_connected(&self, agent: AgentId) -> bool;
     /// Queues `message` for `agent`; false when it is not connected.
     fn send(&self, agent: AgentId, message: ServerMessage) -> bool;
+    /// Bytes `agent` last reported waiting in its spool; `None` when it is not connected.
+    fn spooled_bytes(&self, agent: AgentId) -> Option<u64> {
+        self.is_connected(agent).then_some(0)
+    }
 }
 
 /// The link while no screen path exists: no agent is ever connected.

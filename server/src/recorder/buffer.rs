@@ -4,8 +4,12 @@
 //!
 //! The integration's commands reach the buffer through [`super::RecorderLink`] before they reach
 //! the agent: `Start` opens the contact's file, `Keep` marks it kept, `Discard` deletes it (audited),
-//! `Stop` closes it once the agent reports it sent everything ([`CallBuffer::stopped`]) or after
-//! [`STOP_GRACE`]. Each open file has one write stage ([`super::writer::FileWriter`]) fed in order.
+//! `Stop` closes it once the agent reports it sent everything ([`CallBuffer::stopped`]). An agent
+//! that is out of reach keeps capturing into its spool and sends it when it is back, so the file
+//! waits for it up to the offline deadline (`recorder.offline_wait_s`), then closes with the rest
+//! named as a gap; a connected agent that has nothing left to send and sends nothing of the
+//! contact for [`STOP_GRACE`] has it closed too. Each open file has one write stage
+//! ([`super::writer::FileWriter`]) fed in order.
 //!
 //! Backpressure: each file's queue holds at most [`FILE_QUEUE_BYTES`] of frames. A session
 //! waits for room before it reads the agent's next message, so a slow disk slows the agent's
@@ -39,8 +43,13 @@ pub const BUFFER_DIR: &str = "buffer";
 /// Eight maximal keyframes, or minutes of ordinary frames.
 pub const FILE_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
-/// How long after `Stop` the file waits for the agent's `Stopped` (its last frames in flight).
+/// How long after `Stop` the file waits for a connected agent's `Stopped` once the agent has
+/// nothing left in its spool and sends nothing more of the contact.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Gap reason: the agent stayed out of reach past the offline deadline after the contact ended.
+pub const GAP_SPOOL_NOT_RECEIVED: &str =
+    "screen not received: the agent stayed out of reach past the offline deadline";
 
 /// Contacts remembered after they end, so that frames still in flight for them are dropped
 /// quietly rather than treated as a protocol violation.
@@ -134,6 +143,13 @@ struct OpenFile {
     streams: Mutex<BTreeMap<MonitorId, Stream>>,
     phase: Mutex<Phase>,
     durable: Arc<Mutex<BTreeMap<MonitorId, u64>>>,
+    /// When the file opened (server ms): a contact the agent never heard of is a gap from here.
+    opened_ms: i64,
+    /// When the last frame of the contact arrived (server ms), and when it was stopped.
+    last_frame_ms: Mutex<Option<i64>>,
+    stopped_ms: Mutex<Option<i64>>,
+    /// When anything of the contact last arrived: a connected agent still sending keeps it open.
+    last_activity: Mutex<tokio::time::Instant>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -141,6 +157,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl OpenFile {
+    /// Something of the contact arrived from its agent.
+    fn touch(&self, now_ms: i64) {
+        *lock(&self.last_activity) = tokio::time::Instant::now();
+        *lock(&self.last_frame_ms) = Some(now_ms);
+    }
+
     fn push(&self, op: Op) {
         // The write stage only stops after Finish/Delete, which remove the file from the buffer
         // first, or on a failed disk, which it logs: a record sent after that is lost with it.
@@ -169,6 +191,7 @@ pub struct CallBuffer {
     store: Store,
     clock: Clock,
     acks: Arc<dyn AgentLink>,
+    offline_wait: Duration,
     tasks: TaskTracker,
     /// Cancels the stop-grace timers at shutdown (their files stay open and are reopened).
     closing: tokio_util::sync::CancellationToken,
@@ -178,13 +201,21 @@ pub struct CallBuffer {
 }
 
 impl CallBuffer {
-    /// A buffer in `<data_dir>/buffer`; acknowledgements go out through `acks`.
-    pub fn new(data_dir: PathBuf, store: Store, clock: Clock, acks: Arc<dyn AgentLink>) -> Self {
+    /// A buffer in `<data_dir>/buffer`; acknowledgements go out through `acks`; a stopped
+    /// contact waits `offline_wait` at most for an agent out of reach.
+    pub fn new(
+        data_dir: PathBuf,
+        store: Store,
+        clock: Clock,
+        acks: Arc<dyn AgentLink>,
+        offline_wait: Duration,
+    ) -> Self {
         CallBuffer {
             data_dir,
             store,
             clock,
             acks,
+            offline_wait,
             tasks: TaskTracker::new(),
             closing: tokio_util::sync::CancellationToken::new(),
             files: Mutex::new(HashMap::new()),
@@ -216,6 +247,10 @@ impl CallBuffer {
             streams: Mutex::new(streams),
             phase: Mutex::new(phase),
             durable: Arc::new(Mutex::new(durable)),
+            opened_ms: self.clock.now_ms(),
+            last_frame_ms: Mutex::new(None),
+            stopped_ms: Mutex::new(None),
+            last_activity: Mutex::new(tokio::time::Instant::now()),
         });
         let writer = FileWriter {
             contact,
@@ -288,24 +323,71 @@ impl CallBuffer {
         }
     }
 
-    /// `Stop`: the contact ended; the file closes when the agent's last frames are in, or after
-    /// [`STOP_GRACE`].
+    /// `Stop`: the contact ended; the file closes when the agent's last frames are in (its
+    /// `Stopped`), when a connected agent has nothing more to send for [`STOP_GRACE`], or at the
+    /// offline deadline with a named gap.
     pub fn stop(self: &Arc<Self>, contact: ContactId) {
         let Some(file) = self.file(contact) else {
             return;
         };
         *lock(&file.phase) = Phase::Closing;
+        lock(&file.stopped_ms).get_or_insert(self.clock.now_ms());
         let buffer = Arc::downgrade(self);
         let closing = self.closing.clone();
+        let deadline = tokio::time::Instant::now() + self.offline_wait;
         self.tasks.spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep(STOP_GRACE) => {}
-                () = closing.cancelled() => return,
-            }
-            if let Some(buffer) = buffer.upgrade() {
-                buffer.finish(contact, "stop grace elapsed");
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(STOP_GRACE) => {}
+                    () = closing.cancelled() => return,
+                }
+                let Some(buffer) = buffer.upgrade() else {
+                    return;
+                };
+                let Some(file) = buffer.file(contact) else {
+                    return; // closed by the agent's `Stopped`, or discarded
+                };
+                let idle = lock(&file.last_activity).elapsed() >= STOP_GRACE;
+                match buffer.acks.spooled_bytes(file.agent) {
+                    Some(0) if idle => {
+                        buffer.finish(contact, "stop grace elapsed");
+                        return;
+                    }
+                    _ if tokio::time::Instant::now() >= deadline => {
+                        buffer.give_up(&file).await;
+                        return;
+                    }
+                    _ => {}
+                }
             }
         });
+    }
+
+    /// The offline deadline passed: the file closes; what the agent did not send is a gap.
+    async fn give_up(&self, file: &OpenFile) {
+        let contact = file.contact;
+        let stopped = lock(&file.stopped_ms).unwrap_or_else(|| self.clock.now_ms());
+        let from = lock(&file.last_frame_ms)
+            .unwrap_or(file.opened_ms)
+            .min(stopped);
+        tracing::warn!(%contact, agent = %file.agent, "the agent stayed out of reach past the offline deadline: closing the contact's file");
+        file.push(Op::Append {
+            record: Record::Gap {
+                from: UtcMicros(from.saturating_mul(1000)),
+                to: UtcMicros(stopped.saturating_mul(1000)),
+                reason: GAP_SPOOL_NOT_RECEIVED.to_owned(),
+            },
+            ack: None,
+            permit: None,
+        });
+        if let Err(error) = self
+            .store
+            .add_contact_gap(contact, from, stopped, GAP_SPOOL_NOT_RECEIVED)
+            .await
+        {
+            tracing::error!(%contact, %error, "recording the offline gap failed");
+        }
+        self.finish(contact, "offline deadline elapsed");
     }
 
     fn finish(&self, contact: ContactId, why: &'static str) {
@@ -390,6 +472,7 @@ impl CallBuffer {
             Ok(file) => file,
             Err(verdict) => return verdict,
         };
+        file.touch(self.clock.now_ms());
         let mut streams = lock(&file.streams);
         let Some(stream) = streams.get_mut(&header.monitor) else {
             return Verdict::Violation(format!(
@@ -479,6 +562,21 @@ impl CallBuffer {
             permit: None,
         });
         Some((from, to))
+    }
+
+    /// `agent`'s time `at` on the server's clock, by its latest clock measurement.
+    pub fn server_time(&self, agent: AgentId, at: AgentMicros) -> Option<UtcMicros> {
+        lock(&self.anchors).get(&agent).map(|a| a.to_server(at))
+    }
+
+    /// For a stopped contact of `agent`'s whose file holds no frame at all: the stretch it
+    /// lasted (opened → stopped, server ms). The agent never recorded it.
+    pub fn unrecorded(&self, agent: AgentId, contact: ContactId) -> Option<(i64, i64)> {
+        let file = self.owned(agent, contact).ok()?;
+        let closing = *lock(&file.phase) == Phase::Closing;
+        let empty = lock(&file.streams).values().all(|s| s.next == 0);
+        let stopped = (*lock(&file.stopped_ms))?;
+        (closing && empty).then_some((file.opened_ms, stopped))
     }
 
     /// A clock measurement of `agent`: written into each of its open files, and the anchor of

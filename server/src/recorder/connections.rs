@@ -154,6 +154,13 @@ impl AgentLink for Connections {
             .is_some_and(|e| !e.commands.is_closed())
     }
 
+    fn spooled_bytes(&self, agent: AgentId) -> Option<u64> {
+        self.entries()
+            .get(&agent)
+            .filter(|e| !e.commands.is_closed())
+            .map(|e| e.info.spool_bytes)
+    }
+
     fn send(&self, agent: AgentId, message: ServerMessage) -> bool {
         match self.entries().get(&agent) {
             Some(entry) => match entry.commands.try_send(message) {

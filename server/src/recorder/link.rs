@@ -24,6 +24,10 @@ impl AgentLink for RecorderLink {
         self.connections.is_connected(agent)
     }
 
+    fn spooled_bytes(&self, agent: AgentId) -> Option<u64> {
+        self.connections.spooled_bytes(agent)
+    }
+
     fn send(&self, agent: AgentId, message: ServerMessage) -> bool {
         match &message {
             ServerMessage::Start { contact, .. } => {

@@ -3,10 +3,10 @@
 //! for writing; any violation ends the session with a typed refusal and writes nothing.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use capture_shared::ids::AgentId;
+use capture_shared::ids::{AgentId, ContactId};
 use capture_shared::protocol::{
-    AgentMessage, HEARTBEAT_TIMEOUT, HELLO_TIMEOUT, Hello, MonitorInfo, PROTOCOL_VERSION,
-    ProtocolError, RefusalCode, ServerMessage, Welcome, decode_frame,
+    AgentMessage, HEARTBEAT_TIMEOUT, HELLO_TIMEOUT, HeldContact, Hello, MonitorInfo,
+    PROTOCOL_VERSION, ProtocolError, RefusalCode, ServerMessage, Welcome, decode_frame,
 };
 use capture_shared::time::UtcMicros;
 use tokio::sync::mpsc;
@@ -114,8 +114,31 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
     };
     let agent = hello.agent_id;
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
-    // Contacts this agent should be recording (it reconnected, or restarted, mid-contact).
-    for recording in recorder.buffer.recordings(agent) {
+    // What the server holds of each of the agent's open contacts, so that it sends its spool
+    // from there; which contacts of its spool are no longer taken; and the contacts it should be
+    // recording (it reconnected, or restarted, mid-contact).
+    let recordings = recorder.buffer.recordings(agent);
+    let held: Vec<HeldContact> = recordings
+        .iter()
+        .map(|r| HeldContact {
+            contact: r.contact,
+            streams: r.streams.clone(),
+            ended: r.state == super::buffer::CLOSING,
+        })
+        .collect();
+    let forget: Vec<ContactId> = hello
+        .spooled
+        .iter()
+        .flatten()
+        .filter(|s| !recordings.iter().any(|r| r.contact == s.contact))
+        .map(|s| s.contact)
+        .collect();
+    for spooled in hello.spooled.iter().flatten() {
+        if forget.contains(&spooled.contact) {
+            tracing::warn!(%agent, contact = %spooled.contact, "the agent spooled a contact whose file is closed or deleted: it is told to forget it");
+        }
+    }
+    for recording in recordings {
         if recording.state != super::buffer::CLOSING {
             let _ = commands_tx.try_send(ServerMessage::Start {
                 contact: recording.contact,
@@ -141,6 +164,8 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
         protocol_version: PROTOCOL_VERSION,
         settings: recorder.settings.clone(),
         server_time: UtcMicros(recorder.clock.now_ms().saturating_mul(1000)),
+        held,
+        forget,
     });
     if socket
         .send(Message::Text(welcome.to_json().into()))
@@ -346,6 +371,35 @@ impl Session<'_> {
                 Err(Verdict::Violation(reason)) => Next::Refuse(reason),
                 _ => Next::Continue,
             },
+            AgentMessage::SpoolDropped {
+                contact,
+                frames,
+                from,
+                to,
+                reason,
+            } => {
+                tracing::warn!(agent = %self.agent, %contact, frames, reason, "the agent's spool dropped frames before they were sent");
+                let span = buffer
+                    .capture_gap(self.agent, contact, from, to, &reason)
+                    .or_else(|| {
+                        Some((
+                            buffer.server_time(self.agent, from)?,
+                            buffer.server_time(self.agent, to)?,
+                        ))
+                    });
+                let Some((from, to)) = span else {
+                    return Next::Continue;
+                };
+                if let Err(error) = self
+                    .recorder
+                    .store
+                    .add_contact_gap(contact, from.0 / 1000, to.0 / 1000, &reason)
+                    .await
+                {
+                    tracing::error!(%contact, %error, "recording a spool drop as a gap failed");
+                }
+                Next::Continue
+            }
             AgentMessage::Stopped { contact, frames } => {
                 buffer.stopped(self.agent, contact, &frames);
                 Next::Continue
@@ -359,10 +413,22 @@ impl Session<'_> {
                 // allowed screen recording), from now until the contact ends.
                 let label = format!("screen not captured: {reason}");
                 let now = self.recorder.clock.now_ms();
+                let unrecorded = buffer.unrecorded(self.agent, contact);
                 let opened = async {
-                    let mut tx = self.recorder.store.begin().await?;
-                    tx.open_gap(contact, now, &label).await?;
-                    tx.commit().await
+                    match unrecorded {
+                        // Over already, and the agent never heard of it: the whole contact.
+                        Some((from, to)) => {
+                            self.recorder
+                                .store
+                                .add_contact_gap(contact, from, to, &label)
+                                .await
+                        }
+                        None => {
+                            let mut tx = self.recorder.store.begin().await?;
+                            tx.open_gap(contact, now, &label).await?;
+                            tx.commit().await
+                        }
+                    }
                 };
                 if let Err(error) = opened.await {
                     tracing::error!(%contact, %error, "recording the agent's failure as a gap failed");
@@ -398,10 +464,10 @@ impl Session<'_> {
             }),
             Verdict::Duplicate(None) => Next::Continue,
             Verdict::Late => {
-                // In flight when the contact ended, or an agent still recording a contact that
-                // ended while it was away: drop it, and (again) tell the agent to stop.
-                tracing::debug!(agent = %self.agent, contact = %header.contact, "frame after its contact ended dropped");
-                Next::Reply(ServerMessage::Stop {
+                // The contact's file is closed (the agent's `Stopped` came, or the offline
+                // deadline passed): the agent forgets what it still holds of it.
+                tracing::debug!(agent = %self.agent, contact = %header.contact, "frame after its contact's file closed dropped");
+                Next::Reply(ServerMessage::Forget {
                     contact: header.contact,
                 })
             }

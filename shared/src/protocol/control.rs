@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use super::{
     ClockSample, MAX_CONTROL_MESSAGE_BYTES, MAX_CREDENTIAL_BYTES, MAX_MONITOR_DIMENSION,
-    MAX_MONITORS, MAX_POINTER_SAMPLES, MAX_TEXT_BYTES, ProtocolError, check_version,
+    MAX_MONITORS, MAX_POINTER_SAMPLES, MAX_SPOOLED_CONTACTS, MAX_TEXT_BYTES, ProtocolError,
+    check_version,
 };
 use crate::ids::{AgentId, ContactId, MonitorId};
 use crate::time::{AgentMicros, UtcMicros, UtcMillis};
@@ -31,6 +32,34 @@ pub struct Hello {
     /// agents older than the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_backend: Option<String>,
+    /// Every contact the agent holds in its offline spool (recording now, or captured while the
+    /// server was out of reach and not yet acknowledged), so that the server answers with what it
+    /// holds of each ([`Welcome::held`]) and which it no longer takes ([`Welcome::forget`]).
+    /// `None` from agents without a spool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spooled: Option<Vec<SpooledContact>>,
+}
+
+/// One contact in an agent's spool, as its `Hello` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpooledContact {
+    /// The contact.
+    pub contact: ContactId,
+    /// For each monitor, the frames captured in all (the next sequence number).
+    pub streams: Vec<StreamTotal>,
+    /// Whether the agent stopped recording it (after the server's `Stop`).
+    pub ended: bool,
+}
+
+/// One of the agent's contacts whose SCN file the server holds open, as its `Welcome` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldContact {
+    /// The contact.
+    pub contact: ContactId,
+    /// For each monitor, the frames the file holds (the sequence the agent continues from).
+    pub streams: Vec<StreamTotal>,
+    /// Whether the contact is over: the agent stops recording it, sends the rest and `Stopped`.
+    pub ended: bool,
 }
 
 /// One monitor as the agent sees it.
@@ -95,6 +124,14 @@ pub struct Welcome {
     pub settings: StreamSettings,
     /// The server's clock when it sent the welcome (a first, coarse clock reading).
     pub server_time: UtcMicros,
+    /// The agent's contacts whose files are open, with the frames each holds: the agent sends
+    /// its spool from there, so nothing is sent twice after a reconnection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldContact>,
+    /// Contacts of the agent's spool the server no longer takes (discarded, or closed after the
+    /// offline deadline): the agent deletes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forget: Vec<ContactId>,
 }
 
 /// Why a connection was refused.
@@ -214,6 +251,21 @@ pub enum AgentMessage {
         /// Why.
         reason: String,
     },
+    /// Frames of a contact the agent captured but had to drop from its spool before the server
+    /// had them (the spool's disk quota was reached while the server was out of reach): the
+    /// server names the stretch as a gap.
+    SpoolDropped {
+        /// The contact.
+        contact: ContactId,
+        /// Frames dropped.
+        frames: u64,
+        /// The first dropped frame's capture time, on the agent's clock.
+        from: AgentMicros,
+        /// The last dropped frame's capture time.
+        to: AgentMicros,
+        /// Why, in words a supervisor reads ("agent's spool full").
+        reason: String,
+    },
 }
 
 /// One pointer position.
@@ -294,6 +346,13 @@ pub enum ServerMessage {
         contact: ContactId,
         /// The monitor, or every monitor when `None`.
         monitor: Option<MonitorId>,
+    },
+    /// The server no longer takes frames of this contact (it was discarded, or closed after
+    /// its agent stayed away past the offline deadline): the agent stops recording it and
+    /// deletes what its spool holds of it.
+    Forget {
+        /// The contact.
+        contact: ContactId,
     },
     /// Frames up to and including `sequence` are durable on the server.
     Ack {
@@ -406,6 +465,23 @@ impl AgentMessage {
                 if let Some(backend) = &hello.capture_backend {
                     check_text("capture_backend", backend, MAX_TEXT_BYTES)?;
                 }
+                if let Some(spooled) = &hello.spooled {
+                    if spooled.len() > MAX_SPOOLED_CONTACTS {
+                        return Err(ProtocolError::Invalid {
+                            field: "spooled",
+                            reason: format!(
+                                "{} contacts, at most {MAX_SPOOLED_CONTACTS}",
+                                spooled.len()
+                            ),
+                        });
+                    }
+                    if spooled.iter().any(|s| s.streams.len() > MAX_MONITORS) {
+                        return Err(ProtocolError::Invalid {
+                            field: "spooled",
+                            reason: format!("more than {MAX_MONITORS} streams in a contact"),
+                        });
+                    }
+                }
                 if hello.agent_id.0 == Uuid::nil() {
                     return Err(ProtocolError::Invalid {
                         field: "agent_id",
@@ -427,6 +503,17 @@ impl AgentMessage {
                 Ok(())
             }
             AgentMessage::RecordingFailed { reason, .. } => {
+                check_text("reason", reason, MAX_TEXT_BYTES)
+            }
+            AgentMessage::SpoolDropped {
+                from, to, reason, ..
+            } => {
+                if from.0 > to.0 {
+                    return Err(ProtocolError::Invalid {
+                        field: "spool_dropped",
+                        reason: "ends before it starts".into(),
+                    });
+                }
                 check_text("reason", reason, MAX_TEXT_BYTES)
             }
             AgentMessage::Heartbeat {

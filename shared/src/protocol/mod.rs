@@ -14,8 +14,8 @@ use std::time::Duration;
 
 pub use clock::{ClockEstimator, ClockSample};
 pub use control::{
-    AgentMessage, Hello, MonitorInfo, PointerSample, Refusal, RefusalCode, ServerMessage,
-    StreamSettings, StreamTotal, VideoCodec, Welcome,
+    AgentMessage, HeldContact, Hello, MonitorInfo, PointerSample, Refusal, RefusalCode,
+    ServerMessage, SpooledContact, StreamSettings, StreamTotal, VideoCodec, Welcome,
 };
 pub use frame::{FrameHeader, decode_frame, encode_frame};
 
@@ -58,6 +58,10 @@ pub const CLOCK_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Most frames an agent may send without an acknowledgement; past this it spools or waits.
 pub const MAX_FRAMES_IN_FLIGHT: u32 = 120;
+
+/// Most contacts a `Hello` may report in the agent's spool (a `Hello` stays far below
+/// [`MAX_CONTROL_MESSAGE_BYTES`]: about 150 bytes each with two monitors).
+pub const MAX_SPOOLED_CONTACTS: usize = 256;
 
 /// Most pointer positions in one `Pointer` message.
 pub const MAX_POINTER_SAMPLES: usize = 64;

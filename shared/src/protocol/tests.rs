@@ -64,6 +64,7 @@ fn hello() -> impl Strategy<Value = Hello> {
                     monitors,
                     agent_version,
                     capture_backend,
+                    spooled: None,
                 }
             },
         )
@@ -184,6 +185,8 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
             protocol_version: PROTOCOL_VERSION,
             settings,
             server_time: UtcMicros(t),
+            held: Vec::new(),
+            forget: Vec::new(),
         })),
         text(200).prop_map(|m| ServerMessage::refusal(RefusalCode::BadCredential, m)),
         (any::<u64>(), any::<u64>(), any::<i64>(), any::<i64>()).prop_map(|(nonce, t0, t1, t2)| {
@@ -370,6 +373,7 @@ fn limits_are_enforced() {
         monitors: vec![],
         agent_version: "0.1.0".into(),
         capture_backend: Some("gdi".into()),
+        spooled: None,
     };
     hello.monitors = (0..=MAX_MONITORS as u16)
         .map(|id| MonitorInfo {

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use reader::{DropReason, Dropped, Recovery, ScnReader, recover, recover_from_reader};
+pub use reader::{
+    DropReason, Dropped, Recovery, ScnReader, read_record_at, recover, recover_from_reader,
+};
 pub use record::Record;
 pub use writer::ScnWriter;
 

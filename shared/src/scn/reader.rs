@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use super::record::DecodeError;
@@ -218,6 +219,32 @@ impl<R: Read> ScnReader<R> {
         self.finished = true;
         Ok(None)
     }
+}
+
+/// Reads the whole record that starts at `offset` (a length [`super::ScnWriter::append`]
+/// returned before it): random access for the agent's spool, which sends records long after it
+/// wrote them. A record that is torn, fails its CRC or does not decode is an
+/// [`io::ErrorKind::InvalidData`] error.
+pub fn read_record_at<R: Read + Seek>(input: &mut R, offset: u64) -> io::Result<Record> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    input.seek(SeekFrom::Start(offset))?;
+    let mut framing = [0u8; RECORD_FRAMING_BYTES as usize];
+    if read_full(input, &mut framing)? < framing.len() {
+        return Err(invalid(format!("record at {offset} is torn")));
+    }
+    let len = u32::from_le_bytes([framing[0], framing[1], framing[2], framing[3]]);
+    let crc = u32::from_le_bytes([framing[4], framing[5], framing[6], framing[7]]);
+    if len == 0 || len > MAX_RECORD_BYTES {
+        return Err(invalid(format!("record at {offset} has length {len}")));
+    }
+    let mut body = vec![0u8; len as usize];
+    if read_full(input, &mut body)? < body.len() {
+        return Err(invalid(format!("record at {offset} is torn")));
+    }
+    if crc32fast::hash(&body) != crc {
+        return Err(invalid(format!("record at {offset} fails its CRC")));
+    }
+    Record::decode(&body).map_err(|e| invalid(format!("record at {offset}: {e:?}")))
 }
 
 /// Everything recoverable from one SCN file.

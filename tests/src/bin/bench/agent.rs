@@ -282,6 +282,7 @@ async fn run_async(
         credential: enrolled.credential,
         source: "screen".into(),
         proxy: None,
+        spool_quota_mb: None,
     };
     let config_path = scratch.path().join("agent.toml");
     config.save(&config_path)?;
