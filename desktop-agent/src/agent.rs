@@ -46,6 +46,9 @@ pub const POINTER_FLUSH: Duration = Duration::from_millis(500);
 /// next start.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 
+/// Why a contact's screen was not captured between a killed run's last frame and the next run.
+pub const GAP_AGENT_NOT_RUNNING: &str = "screen not captured: the agent was not running";
+
 /// Most messages sent from the spool in one turn of the connection loop, so that commands and
 /// acks are read between them.
 const SEND_BATCH: usize = 16;
@@ -151,6 +154,8 @@ enum Stopping {
 /// State that outlives connections.
 struct State {
     settings: StreamSettings,
+    /// A lower frame-rate cap the server set while overloaded.
+    fps_cap: Option<f32>,
     monitors: Vec<MonitorInfo>,
     /// Why no monitor can be captured (the user has not allowed screen recording).
     not_permitted: Option<String>,
@@ -161,8 +166,11 @@ struct State {
     spool: Spool,
     /// The spool may have something to send.
     wants_send: bool,
-    /// Control messages for the next connection (capture gaps, failures while away).
+    /// Control messages for the next connection (capture gaps, failures while away), sent once
+    /// the connection has a clock measurement (the server places gaps by it).
     pending: VecDeque<AgentMessage>,
+    /// This connection has measured the clock.
+    synced: bool,
     pointer: Vec<(AgentMicros, i32, i32)>,
     clock: ClockEstimator,
     output_tx: mpsc::Sender<Output>,
@@ -234,6 +242,7 @@ impl Agent {
         let (output_tx, mut output) = mpsc::channel(ENCODED_QUEUE);
         let mut state = State {
             settings: StreamSettings::default(),
+            fps_cap: None,
             monitors,
             not_permitted,
             recordings: HashMap::new(),
@@ -241,6 +250,7 @@ impl Agent {
             spool,
             wants_send: true,
             pending: VecDeque::new(),
+            synced: false,
             pointer: Vec::new(),
             clock: ClockEstimator::default(),
             output_tx,
@@ -392,6 +402,11 @@ impl Agent {
     /// what it no longer takes.
     fn welcomed(&self, welcome: Welcome, state: &mut State) -> Result<(), SpoolError> {
         state.settings = welcome.settings;
+        state.fps_cap = None;
+        for pipeline in state.recordings.values().flatten() {
+            pipeline.controls.cap_fps(None);
+        }
+        state.synced = false;
         for contact in &welcome.forget {
             tracing::info!(%contact, "the recorder no longer takes this contact: its spool is deleted");
             self.stop(*contact, Stopping::Discarded, state)?;
@@ -427,6 +442,25 @@ impl Agent {
                 );
             }
         }
+        // A previous run killed mid-contact: the stretch until now was not captured.
+        let now = self.clock.now();
+        for (contact, from, monitors) in state.spool.take_interrupted() {
+            if !welcome.held.iter().any(|h| h.contact == contact) {
+                continue;
+            }
+            for monitor in monitors {
+                queue_control(
+                    state,
+                    AgentMessage::CaptureGap {
+                        contact,
+                        monitor,
+                        from,
+                        to: now.max(from),
+                        reason: GAP_AGENT_NOT_RUNNING.into(),
+                    },
+                );
+            }
+        }
         state.wants_send = true;
         Ok(())
     }
@@ -439,8 +473,13 @@ impl Agent {
         });
     }
 
-    /// Up to [`SEND_BATCH`] messages from the pending controls and the spool.
+    /// Up to [`SEND_BATCH`] messages from the pending controls and the spool, once the
+    /// connection has measured the clock: the controls go first, so that a gap of the time the
+    /// agent was away reaches the server before the `Stopped` that closes its contact.
     fn outgoing(&self, state: &mut State) -> Result<Vec<Message>, SpoolError> {
+        if !state.synced {
+            return Ok(Vec::new());
+        }
         let mut messages: Vec<Message> = state.pending.drain(..).map(|m| control(&m)).collect();
         messages.extend(state.spool.take_dropped().iter().map(control));
         while messages.len() < SEND_BATCH {
@@ -523,7 +562,7 @@ impl Agent {
                 Some(item) = output.recv() => self
                     .output(item, state)
                     .map(|messages| messages.iter().map(control).collect()),
-                () = std::future::ready(()), if state.wants_send || !state.pending.is_empty() => {
+                () = std::future::ready(()), if state.synced && (state.wants_send || !state.pending.is_empty()) => {
                     self.outgoing(state)
                 }
                 Some(sample) = pointer.recv() => {
@@ -599,7 +638,10 @@ impl Agent {
                         state.output_tx.clone(),
                         state.encoded.clone(),
                     ) {
-                        Ok(pipeline) => pipelines.push(pipeline),
+                        Ok(pipeline) => {
+                            pipeline.controls.cap_fps(state.fps_cap);
+                            pipelines.push(pipeline);
+                        }
                         Err(error) => {
                             return Ok(vec![control(&AgentMessage::RecordingFailed {
                                 contact,
@@ -623,6 +665,19 @@ impl Agent {
             }
             ServerMessage::Discard { contact } | ServerMessage::Forget { contact } => {
                 self.stop(contact, Stopping::Discarded, state)?;
+                Ok(Vec::new())
+            }
+            ServerMessage::Settings(settings) => {
+                // Only a lower frame rate than the welcome's is taken (the server's load);
+                // the rest of the welcome's settings stay.
+                state.fps_cap =
+                    (settings.fps_max < state.settings.fps_max).then_some(settings.fps_max);
+                tracing::info!(fps_cap = ?state.fps_cap, "the recorder changed the frame-rate cap");
+                for pipelines in state.recordings.values() {
+                    for pipeline in pipelines {
+                        pipeline.controls.cap_fps(state.fps_cap);
+                    }
+                }
                 Ok(Vec::new())
             }
             ServerMessage::RequestKeyframe { contact, monitor } => {
@@ -651,6 +706,7 @@ impl Agent {
                     agent_received: self.clock.now(),
                 };
                 state.clock.add(sample);
+                state.synced = true;
                 let offset = state.clock.best().map(|b| b.offset_us());
                 self.status(|s| s.clock_offset_us = offset);
                 Ok(vec![control(&AgentMessage::Clock { sample })])

@@ -347,26 +347,24 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCa {
     }
 }
 
+/// Longest a connection attempt (TCP, proxy, TLS, websocket upgrade) may take before the hello:
+/// on a network that drops packets, TCP alone would retry for about two minutes.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Connects and shakes hands; returns the socket and the server's settings.
 pub async fn connect(
     endpoint: &Endpoint,
     hello: &Hello,
 ) -> Result<(Socket, Welcome), ConnectError> {
     let network = |e: &dyn std::fmt::Display| ConnectError::Network(e.to_string());
-    let tcp = endpoint.tcp().await?;
-    tcp.set_nodelay(true).map_err(|e| network(&e))?;
-    let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| network(&e))?;
-    let stream = tokio_rustls::TlsConnector::from(endpoint.tls.clone())
-        .connect(name, tcp)
+    let mut socket = tokio::time::timeout(CONNECT_TIMEOUT, open(endpoint))
         .await
-        .map_err(|e| network(&e))?;
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)))
-        .max_frame_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)));
-    let url = format!("wss://{}:{}/agent/v1", endpoint.host, endpoint.port);
-    let (mut socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
-        .await
-        .map_err(|e| network(&e))?;
+        .map_err(|_| {
+            ConnectError::Network(format!(
+                "no connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })??;
     use futures_util::{SinkExt as _, StreamExt as _};
     socket
         .send(Message::text(AgentMessage::Hello(hello.clone()).to_json()))
@@ -393,6 +391,26 @@ pub async fn connect(
         Some(Err(error)) => Err(network(&error)),
         None => Err(ConnectError::Network("closed during the handshake".into())),
     }
+}
+
+/// TCP (through the proxy, if any), TLS and the websocket upgrade.
+async fn open(endpoint: &Endpoint) -> Result<Socket, ConnectError> {
+    let network = |e: &dyn std::fmt::Display| ConnectError::Network(e.to_string());
+    let tcp = endpoint.tcp().await?;
+    tcp.set_nodelay(true).map_err(|e| network(&e))?;
+    let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| network(&e))?;
+    let stream = tokio_rustls::TlsConnector::from(endpoint.tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| network(&e))?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)))
+        .max_frame_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)));
+    let url = format!("wss://{}:{}/agent/v1", endpoint.host, endpoint.port);
+    let (socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .map_err(|e| network(&e))?;
+    Ok(socket)
 }
 
 #[cfg(test)]

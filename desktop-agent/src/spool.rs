@@ -144,6 +144,9 @@ struct Contact {
     ended: bool,
     /// `Stopped` went out on this connection.
     stopped_sent: bool,
+    /// Found unended at start (the previous run was killed while recording it): its last
+    /// frame's capture time, until the stretch after it is reported.
+    interrupted_at: Option<AgentMicros>,
 }
 
 impl Contact {
@@ -155,6 +158,7 @@ impl Contact {
             streams: BTreeMap::new(),
             ended: false,
             stopped_sent: false,
+            interrupted_at: None,
         }
     }
 
@@ -211,6 +215,9 @@ fn scn_error(path: &Path) -> impl FnOnce(capture_shared::scn::ScnError) -> Spool
     }
 }
 
+/// A contact's segment files found on disk: (segment number, path).
+type Segments = Vec<(u32, PathBuf)>;
+
 /// `<contact>-<segment>.scn` → its parts.
 fn parse_name(name: &str) -> Option<(ContactId, u32)> {
     let stem = name.strip_suffix(".scn")?;
@@ -240,7 +247,7 @@ impl Spool {
             next_order: 0,
             dropped: Vec::new(),
         };
-        let mut found: BTreeMap<ContactId, Vec<(u32, PathBuf)>> = BTreeMap::new();
+        let mut found: BTreeMap<ContactId, Segments> = BTreeMap::new();
         for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
             let entry = entry.map_err(io_error(dir))?;
             let name = entry.file_name();
@@ -255,7 +262,7 @@ impl Spool {
             }
         }
         // Oldest contact first, so that frames keep their order across contacts.
-        let mut contacts: Vec<(UtcMicros, ContactId, Vec<(u32, PathBuf)>)> = Vec::new();
+        let mut contacts: Vec<(UtcMicros, ContactId, Segments)> = Vec::new();
         for (contact, mut segments) in found {
             segments.sort();
             let created = ScnReader::open(&segments[0].1)
@@ -270,7 +277,7 @@ impl Spool {
         Ok(spool)
     }
 
-    fn load(&mut self, id: ContactId, segments: Vec<(u32, PathBuf)>) -> Result<(), SpoolError> {
+    fn load(&mut self, id: ContactId, segments: Segments) -> Result<(), SpoolError> {
         let mut contact = Contact::new(self.next_order);
         let last = segments.len() - 1;
         for (position, (index, path)) in segments.into_iter().enumerate() {
@@ -339,6 +346,13 @@ impl Spool {
                 reader: None,
             });
         }
+        if !contact.ended {
+            contact.interrupted_at = contact
+                .streams
+                .values()
+                .filter_map(|s| s.unacked.back().map(|e| e.captured))
+                .max();
+        }
         tracing::info!(contact = %id, frames = contact.unacked(), ended = contact.ended, "spooled contact found");
         self.next_order += 1;
         self.contacts.insert(id, contact);
@@ -366,6 +380,18 @@ impl Spool {
             .iter()
             .filter(|(_, c)| !c.ended)
             .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Contacts a previous run was recording when it was killed: the capture time of the last
+    /// frame it kept, and the monitors it recorded (each stretch reported once).
+    pub fn take_interrupted(&mut self) -> Vec<(ContactId, AgentMicros, Vec<MonitorId>)> {
+        self.contacts
+            .iter_mut()
+            .filter_map(|(id, c)| {
+                let at = c.interrupted_at.take()?;
+                Some((*id, at, c.streams.keys().copied().collect()))
+            })
             .collect()
     }
 

@@ -33,7 +33,7 @@ pub struct CaptureStage {
     source: Arc<dyn ScreenSource>,
     contact: ContactId,
     monitor: MonitorId,
-    interval: Duration,
+    settings: StreamSettings,
     clock: AgentClock,
     controls: Arc<Controls>,
     /// Where gaps go (the send stage's queue, beside the encoded frames).
@@ -41,7 +41,8 @@ pub struct CaptureStage {
 }
 
 impl CaptureStage {
-    /// A stage that grabs `fps_max` times a second.
+    /// A stage that grabs `fps_max` times a second, slower while the encoder cannot keep up or
+    /// the server caps the rate ([`super::capture_interval`]).
     pub fn new(
         source: Arc<dyn ScreenSource>,
         (contact, monitor): (ContactId, MonitorId),
@@ -50,12 +51,11 @@ impl CaptureStage {
         controls: Arc<Controls>,
         gaps: mpsc::Sender<Output>,
     ) -> CaptureStage {
-        let fps = settings.fps_max.clamp(0.1, 60.0);
         CaptureStage {
             source,
             contact,
             monitor,
-            interval: Duration::from_secs_f32(1.0 / fps),
+            settings: settings.clone(),
             clock,
             controls,
             gaps,
@@ -125,7 +125,11 @@ impl CaptureStage {
                     std::thread::sleep(RETRY_AFTER_ERROR);
                 }
             }
-            next += self.interval;
+            next += super::capture_interval(
+                &self.settings,
+                self.controls.fps_cap_mhz.load(Ordering::Relaxed),
+                self.controls.encode_us.load(Ordering::Relaxed),
+            );
             let now = Instant::now();
             if next > now {
                 std::thread::sleep(next - now);

@@ -14,8 +14,9 @@ pub mod detect;
 pub mod encode;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use capture_shared::ids::{ContactId, MonitorId};
 use capture_shared::protocol::StreamSettings;
@@ -125,13 +126,18 @@ impl From<EncodedFrame> for Output {
     }
 }
 
-/// What the connection can tell a running pipeline.
+/// What the connection can tell a running pipeline, and what its stages tell each other.
 #[derive(Debug, Default)]
 pub struct Controls {
     /// Stop capturing; the stages drain and end.
     pub stop: AtomicBool,
     /// Encode the next capture as a keyframe, changed or not.
     pub keyframe: AtomicBool,
+    /// A lower frame-rate cap the server set while it is overloaded, in millihertz (0: none).
+    pub fps_cap_mhz: AtomicU32,
+    /// How long the encoder takes per frame, µs (a moving average): the capture stage grabs no
+    /// faster than the encoder keeps up.
+    pub encode_us: AtomicU64,
 }
 
 impl Controls {
@@ -139,6 +145,41 @@ impl Controls {
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Relaxed);
     }
+
+    /// Caps the frame rate below the stream settings' `fps_max` (the server is overloaded);
+    /// `None` lifts the cap.
+    pub fn cap_fps(&self, fps: Option<f32>) {
+        let mhz = fps.map_or(0, |fps| (fps.clamp(0.1, 60.0) * 1000.0) as u32);
+        self.fps_cap_mhz.store(mhz, Ordering::Relaxed);
+    }
+
+    /// Records one frame's encoding time.
+    fn encoded_in(&self, elapsed: std::time::Duration) {
+        let sample = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let average = self.encode_us.load(Ordering::Relaxed);
+        let next = if average == 0 {
+            sample
+        } else {
+            (average * 7 + sample) / 8
+        };
+        self.encode_us.store(next, Ordering::Relaxed);
+    }
+}
+
+/// The capture interval: `1 / fps_max` (or the server's lower cap), longer when the encoder
+/// needs more time per frame than that (with a quarter to spare), never longer than
+/// `1 / fps_min`. Under CPU pressure the frame rate thus drops towards `fps_min` before any
+/// capture has to be dropped.
+pub fn capture_interval(settings: &StreamSettings, cap_mhz: u32, encode_us: u64) -> Duration {
+    let fps_min = settings.fps_min.clamp(0.1, 60.0);
+    let mut fps_max = settings.fps_max.clamp(fps_min, 60.0);
+    if cap_mhz > 0 {
+        fps_max = fps_max.min(cap_mhz as f32 / 1000.0).max(fps_min);
+    }
+    let fastest = Duration::from_secs_f32(1.0 / fps_max);
+    let slowest = Duration::from_secs_f32(1.0 / fps_min);
+    let needed = Duration::from_micros(encode_us.saturating_add(encode_us / 4));
+    needed.clamp(fastest, slowest)
 }
 
 /// A running pipeline of one monitor.
@@ -176,6 +217,7 @@ impl Pipeline {
         let encoder = Counted {
             stage: encode::EncodeStage::new(contact, monitor, settings)?,
             count: encoded,
+            controls: controls.clone(),
         };
         let name = |stage: &str| format!("capture-{stage}-m{}", monitor.0);
         let spawn = |stage: &str, body: Box<dyn FnOnce() + Send>| {
@@ -225,10 +267,12 @@ pub trait Stage {
     fn process(&mut self, input: Self::In) -> Option<Self::Out>;
 }
 
-/// A stage whose outputs are counted (the encoder's: frames encoded, sent or not yet).
+/// A stage whose outputs are counted and timed (the encoder's: frames encoded, sent or not yet;
+/// its time per frame paces the capture stage).
 struct Counted<S> {
     stage: S,
     count: Arc<AtomicU64>,
+    controls: Arc<Controls>,
 }
 
 impl<S: Stage> Stage for Counted<S> {
@@ -236,9 +280,11 @@ impl<S: Stage> Stage for Counted<S> {
     type Out = S::Out;
 
     fn process(&mut self, input: S::In) -> Option<S::Out> {
+        let started = std::time::Instant::now();
         let out = self.stage.process(input);
         if out.is_some() {
             self.count.fetch_add(1, Ordering::Relaxed);
+            self.controls.encoded_in(started.elapsed());
         }
         out
     }
@@ -256,5 +302,30 @@ pub fn run_stage<S: Stage, T: From<S::Out>>(
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_rate_follows_the_encoder_down_to_fps_min() {
+        let settings = StreamSettings {
+            fps_min: 1.0,
+            fps_max: 5.0,
+            ..StreamSettings::default()
+        };
+        let ms = |d: Duration| d.as_millis();
+        // An idle encoder: fps_max.
+        assert_eq!(ms(capture_interval(&settings, 0, 0)), 200);
+        assert_eq!(ms(capture_interval(&settings, 0, 100_000)), 200);
+        // Encoding takes 400 ms a frame: a capture every 500 ms, none wasted.
+        assert_eq!(ms(capture_interval(&settings, 0, 400_000)), 500);
+        // Far slower: never below fps_min.
+        assert_eq!(ms(capture_interval(&settings, 0, 5_000_000)), 1_000);
+        // The server's cap lowers fps_max, not below fps_min.
+        assert_eq!(ms(capture_interval(&settings, 2_000, 0)), 500);
+        assert_eq!(ms(capture_interval(&settings, 100, 0)), 1_000);
     }
 }

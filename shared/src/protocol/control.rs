@@ -347,6 +347,9 @@ pub enum ServerMessage {
         /// The monitor, or every monitor when `None`.
         monitor: Option<MonitorId>,
     },
+    /// New stream settings for the rest of the connection (the server is overloaded and lowers
+    /// the frame-rate cap, or lifts it again): running captures follow them at once.
+    Settings(StreamSettings),
     /// The server no longer takes frames of this contact (it was discarded, or closed after
     /// its agent stayed away past the offline deadline): the agent stops recording it and
     /// deletes what its spool holds of it.
