@@ -379,10 +379,10 @@ async fn frames_land_in_the_contact_scn_file_through_its_life_cycle() -> anyhow:
         "{labels:?}"
     );
     // Frames still in flight after the close are dropped, not a violation; the agent is told
-    // (again) to stop.
+    // to forget the contact (its file is closed).
     desktop.send_binary(frame(contact, 6, false)).await?;
     until(&mut desktop, |m| {
-        (*m == ServerMessage::Stop { contact }).then_some(())
+        (*m == ServerMessage::Forget { contact }).then_some(())
     })
     .await?;
     assert_eq!(
@@ -574,7 +574,8 @@ async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Re
             store.clone(),
             Clock::system(),
             Arc::new(NoAgentLink),
-            std::time::Duration::from_secs(60),
+            // An agent that never comes back: the stopped contact closes at the first look.
+            std::time::Duration::from_secs(1),
         ))
     };
     // First run: a contact with three frames, never closed (the server stops mid-call).

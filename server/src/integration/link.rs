@@ -11,9 +11,10 @@ pub trait AgentLink: Send + Sync + std::fmt::Debug {
     fn is_connected(&self, agent: AgentId) -> bool;
     /// Queues `message` for `agent`; false when it is not connected.
     fn send(&self, agent: AgentId, message: ServerMessage) -> bool;
-    /// Bytes `agent` last reported waiting in its spool; `None` when it is not connected.
-    fn spooled_bytes(&self, agent: AgentId) -> Option<u64> {
-        self.is_connected(agent).then_some(0)
+    /// When `agent`'s latest heartbeat arrived and the bytes it said wait in its spool; `None`
+    /// when it is not connected or has sent none on this connection.
+    fn last_heartbeat(&self, _agent: AgentId) -> Option<(tokio::time::Instant, u64)> {
+        None
     }
 }
 

@@ -44,7 +44,8 @@ pub const BUFFER_DIR: &str = "buffer";
 pub const FILE_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long after `Stop` the file waits for a connected agent's `Stopped` once the agent has
-/// nothing left in its spool and sends nothing more of the contact.
+/// reported an empty spool and sends nothing more of the contact; also how often a stopped
+/// contact's file looks again.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Gap reason: the agent stayed out of reach past the offline deadline after the contact ended.
@@ -334,7 +335,8 @@ impl CallBuffer {
         lock(&file.stopped_ms).get_or_insert(self.clock.now_ms());
         let buffer = Arc::downgrade(self);
         let closing = self.closing.clone();
-        let deadline = tokio::time::Instant::now() + self.offline_wait;
+        let stopped_at = tokio::time::Instant::now();
+        let deadline = stopped_at + self.offline_wait;
         self.tasks.spawn(async move {
             loop {
                 tokio::select! {
@@ -347,9 +349,11 @@ impl CallBuffer {
                 let Some(file) = buffer.file(contact) else {
                     return; // closed by the agent's `Stopped`, or discarded
                 };
+                // Done when the agent, connected, said after the stop that its spool is empty
+                // and has sent nothing of the contact since (its `Stopped` went missing).
                 let idle = lock(&file.last_activity).elapsed() >= STOP_GRACE;
-                match buffer.acks.spooled_bytes(file.agent) {
-                    Some(0) if idle => {
+                match buffer.acks.last_heartbeat(file.agent) {
+                    Some((at, 0)) if idle && at > stopped_at => {
                         buffer.finish(contact, "stop grace elapsed");
                         return;
                     }
@@ -551,7 +555,12 @@ impl CallBuffer {
     ) -> Option<(UtcMicros, UtcMicros)> {
         let file = self.owned(agent, contact).ok()?;
         let anchor = *lock(&self.anchors).get(&agent)?;
-        let (from, to) = (anchor.to_server(from), anchor.to_server(to));
+        let (from, mut to) = (anchor.to_server(from), anchor.to_server(to));
+        // A stretch reported after the contact ended ends with it.
+        if let Some(stopped) = *lock(&file.stopped_ms) {
+            to = to.min(UtcMicros(stopped.saturating_mul(1000)));
+        }
+        let from = from.min(to);
         file.push(Op::Append {
             record: Record::Gap {
                 from,

@@ -16,6 +16,8 @@ struct Entry {
     connection: u64,
     commands: mpsc::Sender<ServerMessage>,
     info: ConnectedAgent,
+    /// When its latest heartbeat arrived, on the runtime's clock.
+    heartbeat_at: Option<tokio::time::Instant>,
 }
 
 /// What `GET /api/v1/agents` shows of a connected agent.
@@ -71,6 +73,7 @@ impl Connections {
                     connection,
                     commands,
                     info,
+                    heartbeat_at: None,
                 },
             )
             .is_some()
@@ -121,6 +124,7 @@ impl Connections {
                 entry.info.capture_backend = capture_backend;
             }
             entry.info.last_heartbeat_ms = Some(jiff::Timestamp::now().as_millisecond());
+            entry.heartbeat_at = Some(tokio::time::Instant::now());
         }
     }
 
@@ -154,11 +158,11 @@ impl AgentLink for Connections {
             .is_some_and(|e| !e.commands.is_closed())
     }
 
-    fn spooled_bytes(&self, agent: AgentId) -> Option<u64> {
+    fn last_heartbeat(&self, agent: AgentId) -> Option<(tokio::time::Instant, u64)> {
         self.entries()
             .get(&agent)
             .filter(|e| !e.commands.is_closed())
-            .map(|e| e.info.spool_bytes)
+            .and_then(|e| Some((e.heartbeat_at?, e.info.spool_bytes)))
     }
 
     fn send(&self, agent: AgentId, message: ServerMessage) -> bool {

@@ -24,8 +24,8 @@ impl AgentLink for RecorderLink {
         self.connections.is_connected(agent)
     }
 
-    fn spooled_bytes(&self, agent: AgentId) -> Option<u64> {
-        self.connections.spooled_bytes(agent)
+    fn last_heartbeat(&self, agent: AgentId) -> Option<(tokio::time::Instant, u64)> {
+        self.connections.last_heartbeat(agent)
     }
 
     fn send(&self, agent: AgentId, message: ServerMessage) -> bool {
