@@ -377,6 +377,7 @@ pub async fn run_with(
             settings: settings.ingestion.clone(),
             clock: parts.clock.clone(),
             wake: Arc::new(Notify::new()),
+            metrics: Some(metrics.clone()),
         }
         .run(cancel.clone()),
     );

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub recording_bytes: Counter,
     /// Polls of Webex's recording list that failed.
     pub poll_failures: Counter,
+    /// Interactions whose stitching failed too often, parked for an operator.
+    pub interactions_parked: Gauge,
 }
 
 impl Default for Metrics {
@@ -161,7 +163,14 @@ impl Metrics {
             "recording_poll_failures",
             "Polls of the Webex recording list that failed",
         );
+        let interactions_parked = Gauge::default();
+        registry.register(
+            "interactions_parked",
+            "Interactions whose stitching failed too often, parked for an operator",
+            interactions_parked.clone(),
+        );
         Metrics {
+            interactions_parked,
             recordings_stored,
             recording_retries,
             recordings_parked,

@@ -35,6 +35,7 @@ pub fn admin_routes() -> Router<ApiState> {
         .route("/api/v1/recordings", get(list_recordings))
         .route("/api/v1/recordings/{id}", get(get_recording))
         .route("/api/v1/recordings/{id}/retry", post(retry_recording))
+        .route("/api/v1/interactions/{id}/retry", post(retry_interaction))
         .route("/api/v1/adapter", get(adapter_status))
         .route("/api/v1/backfills", post(start_backfill))
 }
@@ -104,10 +105,10 @@ pub async fn list_interactions(
         return Err(bad_query("`direction` is inbound or outbound"));
     }
     if let Some(s) = query.state.as_deref()
-        && !["collecting", "archived", "failed", "deleted"].contains(&s)
+        && !["collecting", "archived", "failed", "parked", "deleted"].contains(&s)
     {
         return Err(bad_query(
-            "`state` is collecting, archived, failed or deleted",
+            "`state` is collecting, archived, failed, parked or deleted",
         ));
     }
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
@@ -263,6 +264,28 @@ pub(crate) async fn retry_recording(
         .audit(now, "api", "retry_recording", &id, None)
         .await?;
     state.recordings_wake.notify_one();
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/interactions/{id}/retry", tag = "administration",
+    params(("id" = String, Path, description = "The interaction")),
+    responses((status = 202, description = "Collected and stitched again"), (status = 409, description = "Neither parked nor failed (`not_parked`)")))]
+pub(crate) async fn retry_interaction(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now_ms();
+    if !state.store.retry_interaction(&id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_parked",
+            format!("interaction {id} is neither parked nor failed"),
+        ));
+    }
+    state
+        .store
+        .audit(now, "api", "retry_interaction", &id, None)
+        .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -95,6 +95,12 @@ pub struct IngestionConfig {
     /// Days an archived interaction is kept before it is deleted (audited); 0 keeps it forever.
     /// Interactions on legal hold are never deleted.
     pub retention_days: u64,
+    /// Attempts at stitching and archiving an interaction before it is parked for an operator
+    /// (1–100); each failure is retried while the service runs.
+    pub stitch_attempts: u32,
+    /// Seconds before a failed stitch is tried again, doubling after each failure up to an hour
+    /// (1–3600).
+    pub stitch_retry_s: u64,
 }
 
 impl Default for IngestionConfig {
@@ -106,6 +112,8 @@ impl Default for IngestionConfig {
             min_screen_s: 5,
             archive_dir: None,
             retention_days: 0,
+            stitch_attempts: 8,
+            stitch_retry_s: 30,
         }
     }
 }

@@ -146,6 +146,10 @@ pub struct IngestionSettings {
     pub archive_dir: PathBuf,
     /// How long archived interactions are kept (`None`: forever).
     pub retention: Option<Duration>,
+    /// Attempts at stitching an interaction before it is parked for an operator.
+    pub stitch_attempts: u32,
+    /// The wait before the second attempt (doubling after each, at most an hour).
+    pub stitch_retry: Duration,
 }
 
 /// The recording adapter's settings.
@@ -422,6 +426,16 @@ impl Settings {
         )?;
         let offline_wait = Duration::from_secs(config.recorder.offline_wait_s);
         let ingestion = &config.ingestion;
+        range_check(
+            "ingestion.stitch_attempts",
+            ingestion.stitch_attempts.into(),
+            1..=100,
+        )?;
+        range_check(
+            "ingestion.stitch_retry_s",
+            ingestion.stitch_retry_s,
+            1..=3600,
+        )?;
         range_check("ingestion.settle_s", ingestion.settle_s, 0..=3600)?;
         range_check(
             "ingestion.wait_for_audio_s",
@@ -450,6 +464,8 @@ impl Settings {
                 .unwrap_or_else(|| config.data_dir.join("archive")),
             retention: (ingestion.retention_days > 0)
                 .then(|| Duration::from_secs(ingestion.retention_days * 86_400)),
+            stitch_attempts: ingestion.stitch_attempts,
+            stitch_retry: Duration::from_secs(ingestion.stitch_retry_s),
         };
         let adapter = AdapterSettings {
             poll_interval: Duration::from_secs(adapter.poll_interval_s),

@@ -67,6 +67,8 @@ pub struct Ingestion {
     pub clock: Clock,
     /// Wakes the loop before its next [`TICK`] (inputs are also found by polling every tick).
     pub wake: Arc<Notify>,
+    /// Where the parked count goes (`None` in tests without metrics).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Whether an interaction has waited long enough for its inputs.
@@ -90,6 +92,12 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| IngestError::Task(e.to_string()))
+}
+
+/// The wait before a failed stitch's next attempt: `base` doubled per attempt, at most an hour.
+pub fn stitch_backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1 << attempts.saturating_sub(1).min(16))
+        .min(Duration::from_secs(3600))
 }
 
 /// How many recordings are transcoded at once: all cores but one (the recorder, the API and the
@@ -199,8 +207,12 @@ impl Ingestion {
         }
     }
 
-    /// One round: link closed screens, apply retention, stitch what is ready.
+    /// One round: link closed screens, apply retention, retry failed stitches whose time has
+    /// come, stitch what is ready.
     pub async fn step(&self) -> Result<(), IngestError> {
+        self.store
+            .retry_due_interactions(self.clock.now_ms())
+            .await?;
         for screen in self.store.closed_screens().await? {
             self.store.link_screen(&screen, self.clock.now_ms()).await?;
         }
@@ -211,11 +223,27 @@ impl Ingestion {
                 continue;
             }
             if let Err(error) = self.ingest(&interaction.id).await {
-                tracing::error!(interaction = %interaction.id, %error, "interaction not archived");
-                self.store
-                    .interaction_failed(&interaction.id, &error.to_string())
+                let retry = self.settings.stitch_retry;
+                let (attempts, parked) = self
+                    .store
+                    .interaction_failed(
+                        &interaction.id,
+                        &error.to_string(),
+                        self.settings.stitch_attempts,
+                        |attempts| now + stitch_backoff(retry, attempts).as_millis() as i64,
+                    )
                     .await?;
+                if parked {
+                    tracing::error!(interaction = %interaction.id, %error, attempts, "interaction not archived: parked for an operator");
+                } else {
+                    tracing::warn!(interaction = %interaction.id, %error, attempts, "interaction not archived; retrying later");
+                }
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .interactions_parked
+                .set(i64::try_from(self.store.parked_interactions().await?).unwrap_or(i64::MAX));
         }
         Ok(())
     }
@@ -380,6 +408,8 @@ mod tests {
             min_screen: Duration::from_secs(5),
             archive_dir: PathBuf::from("/archive"),
             retention: None,
+            stitch_attempts: 8,
+            stitch_retry: Duration::from_secs(30),
         }
     }
 

@@ -98,10 +98,13 @@ async fn old_interactions_leave_the_archive_audited_unless_on_legal_hold() {
             wait_for_screen: Duration::from_secs(1),
             min_screen: Duration::ZERO,
             archive_dir: dir.path().join("archive"),
+            stitch_attempts: 8,
+            stitch_retry: Duration::from_secs(30),
             retention: Some(Duration::from_secs(30 * 86_400)),
         },
         clock: Clock::manual(start),
         wake: Arc::new(Notify::new()),
+        metrics: None,
     };
     // Not yet 30 days: nothing goes.
     assert_eq!(
@@ -194,31 +197,73 @@ async fn old_interactions_leave_the_archive_audited_unless_on_legal_hold() {
 }
 
 #[tokio::test]
+async fn a_failed_interaction_is_retried_with_backoff_then_parked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("store");
+    let archive = Archive::local(&dir.path().join("archive")).expect("archive");
+    let id = archived_interaction(&store, &archive, "f1", 1_000).await;
+    let state = async || {
+        let filter = InteractionFilter {
+            limit: 10,
+            ..InteractionFilter::default()
+        };
+        store
+            .interactions(&filter)
+            .await
+            .expect("list")
+            .into_iter()
+            .find(|i| i.id == id)
+            .map(|i| (i.state, i.error))
+    };
+    let retry = Duration::from_secs(30);
+    let fail = async |now: i64| {
+        store
+            .interaction_failed(&id, "archive: disk full", 3, |attempts| {
+                now + crate::ingestion::stitch_backoff(retry, attempts).as_millis() as i64
+            })
+            .await
+            .expect("failed")
+    };
+    assert_eq!(fail(10_000).await, (1, false));
+    assert_eq!(
+        state().await,
+        Some(("failed".into(), Some("archive: disk full".into())))
+    );
+    // Not before its time; then collected again.
+    assert_eq!(store.retry_due_interactions(39_999).await.expect("due"), 0);
+    assert_eq!(store.retry_due_interactions(40_000).await.expect("due"), 1);
+    assert_eq!(state().await.map(|s| s.0), Some("collecting".into()));
+    // The second wait is twice the first.
+    assert_eq!(fail(50_000).await, (2, false));
+    assert_eq!(store.retry_due_interactions(109_999).await.expect("due"), 0);
+    assert_eq!(store.retry_due_interactions(110_000).await.expect("due"), 1);
+    // The last attempt parks it; only an operator brings it back, from zero.
+    assert_eq!(fail(120_000).await, (3, true));
+    assert_eq!(state().await.map(|s| s.0), Some("parked".into()));
+    assert_eq!(
+        store.retry_due_interactions(i64::MAX).await.expect("due"),
+        0
+    );
+    assert_eq!(store.parked_interactions().await.expect("count"), 1);
+    assert!(store.retry_interaction(&id).await.expect("retry"));
+    assert!(!store.retry_interaction(&id).await.expect("again"));
+    assert_eq!(state().await.map(|s| s.0), Some("collecting".into()));
+    assert_eq!(
+        fail(130_000).await,
+        (1, false),
+        "attempts count from zero again"
+    );
+}
+
+#[tokio::test]
 async fn a_failed_interaction_is_collected_again_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).await.expect("store");
     let archive = Archive::local(&dir.path().join("archive")).expect("archive");
     let id = archived_interaction(&store, &archive, "f1", 1_000).await;
     store
-        .interaction_failed(&id, "archive: disk full")
+        .interaction_failed(&id, "archive: disk full", 8, |_| i64::MAX)
         .await
         .expect("failed");
-    let state = |list: Vec<crate::store::InteractionSummary>| {
-        list.into_iter()
-            .find(|i| i.id == id)
-            .map(|i| (i.state, i.error))
-    };
-    let filter = InteractionFilter {
-        limit: 10,
-        ..InteractionFilter::default()
-    };
-    assert_eq!(
-        state(store.interactions(&filter).await.expect("list")),
-        Some(("failed".into(), Some("archive: disk full".into())))
-    );
     assert_eq!(store.retry_failed_interactions().await.expect("retry"), 1);
-    assert_eq!(
-        state(store.interactions(&filter).await.expect("list")).map(|s| s.0),
-        Some("collecting".into())
-    );
 }

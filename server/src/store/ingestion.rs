@@ -496,14 +496,71 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Records why an interaction could not be stitched or archived.
-    pub async fn interaction_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
+    /// Records why an interaction could not be stitched or archived: it is tried again at
+    /// `retry_at_ms`, or parked for an operator once this was attempt `max_attempts`. Returns the
+    /// attempts so far and whether it is parked.
+    pub async fn interaction_failed(
+        &self,
+        id: &str,
+        error: &str,
+        max_attempts: u32,
+        retry_at_ms: impl Fn(u32) -> i64,
+    ) -> Result<(u32, bool), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE interactions SET state = 'failed', error = ? WHERE id = ?")
-            .bind(error)
+        let mut tx = self.pool.begin().await?;
+        let attempts: i64 = sqlx::query_scalar(
+            "UPDATE interactions SET stitch_attempts = stitch_attempts + 1, error = ?
+             WHERE id = ? RETURNING stitch_attempts",
+        )
+        .bind(error)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(0);
+        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+        let parked = attempts >= max_attempts;
+        sqlx::query("UPDATE interactions SET state = ?, retry_at_ms = ? WHERE id = ?")
+            .bind(if parked { "parked" } else { "failed" })
+            .bind((!parked).then(|| retry_at_ms(attempts)))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok((attempts, parked))
+    }
+
+    /// Failed interactions whose retry time has come are collected again; how many.
+    pub async fn retry_due_interactions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE interactions SET state = 'collecting'
+             WHERE state = 'failed' AND (retry_at_ms IS NULL OR retry_at_ms <= ?)",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// An operator retries a parked (or failed) interaction: collected again, attempts from zero.
+    pub async fn retry_interaction(&self, id: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE interactions SET state = 'collecting', stitch_attempts = 0, retry_at_ms = NULL
+             WHERE id = ? AND state IN ('parked', 'failed')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Interactions parked for an operator.
+    pub async fn parked_interactions(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM interactions WHERE state = 'parked'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 }

@@ -25,7 +25,8 @@ pub struct InteractionSummary {
     pub owners: Vec<String>,
     /// The remote parties' numbers, distinct.
     pub remote_numbers: Vec<String>,
-    /// `collecting`, `archived`, `failed`.
+    /// `collecting`, `archived`, `failed` (tried again after a wait), `parked` (failed too
+    /// often: for an operator), `deleted`.
     pub state: String,
     /// What the stitched file lacks (`screen`, `audio`).
     pub missing: Option<String>,
