@@ -691,6 +691,7 @@ impl Agent {
             } => {
                 state.spool.ack(contact, monitor, sequence)?;
                 state.wants_send = true;
+                self.report_spool(state);
                 Ok(Vec::new())
             }
             ServerMessage::Pong {

@@ -665,6 +665,15 @@ async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Re
         (4, capture_server::store::ScnState::Closed)
     );
     wait_for_state(&store, ended).await?;
+    // Its agent never came back for it: closed at the offline deadline, the gap named.
+    let ended_records = recover(&dir.path().join("buffer").join(format!("{ended}.scn")))?.records;
+    assert!(
+        ended_records.iter().any(
+            |r| matches!(r, capture_shared::scn::Record::Gap { reason, .. }
+            if reason == capture_server::recorder::GAP_SPOOL_NOT_RECEIVED)
+        ),
+        "{ended_records:?}"
+    );
     buffer.close().await;
     store.close().await;
     Ok(())

@@ -21,7 +21,10 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 use capture_shared::protocol::{MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, StreamSettings};
 
-pub use buffer::{BUFFER_DIR, CallBuffer, FILE_QUEUE_BYTES, Recording, STOP_GRACE, Verdict};
+pub use buffer::{
+    BUFFER_DIR, CallBuffer, FILE_QUEUE_BYTES, GAP_SPOOL_NOT_RECEIVED, Recording, STOP_GRACE,
+    Verdict,
+};
 pub use connections::{ConnectedAgent, Connections};
 pub use link::RecorderLink;
 
