@@ -9,6 +9,7 @@ pub mod cargo;
 pub mod desktop;
 pub mod fake_agent;
 pub mod fake_webex;
+pub mod media;
 pub mod netcut;
 pub mod picture;
 pub mod process;

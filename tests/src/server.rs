@@ -254,10 +254,24 @@ pub fn spawn_test_server(
     data_dir: &Path,
     env: &[(&str, &str)],
 ) -> anyhow::Result<(std::process::Child, u16)> {
+    spawn_test_server_on(binary, data_dir, None, env)
+}
+
+/// [`spawn_test_server`] on `port` (a restart where the first run listened, so that agents
+/// find it again); `None`: a free port.
+pub fn spawn_test_server_on(
+    binary: &str,
+    data_dir: &Path,
+    port: Option<u16>,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(std::process::Child, u16)> {
     use std::io::BufRead as _;
     let mut command = std::process::Command::new(binary);
+    command.arg(data_dir);
+    if let Some(port) = port {
+        command.arg(port.to_string());
+    }
     command
-        .arg(data_dir)
         .env("CAPTURE_WEBEX__WEBHOOK_SECRET", crate::webex::SECRET)
         .env("CAPTURE_LOG__LEVEL", "warn")
         .env_remove("CAPTURE_CONFIG")

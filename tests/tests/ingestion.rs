@@ -3,38 +3,15 @@
 //! accepts, with its manifest, and the buffer is cleared only after the archive is verified.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use capture_shared::time::UtcMillis;
 use capture_tests::desktop::SyntheticDesktop;
+use capture_tests::media::ffprobe;
 use capture_tests::recordings::{TestEmulator, server_for};
 use capture_tests::webex::{CallScript, SECRET, post_signed};
 use sha2::{Digest as _, Sha256};
 use webex_emulator::{CallKind, CallPlan};
-
-fn ffprobe(path: &Path) -> serde_json::Value {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_streams",
-            "-show_format",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        output.status.success(),
-        "ffprobe refused {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("json")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::Result<()> {
@@ -170,7 +147,7 @@ async fn every_scenario_ends_as_one_archived_file_ffprobe_accepts() -> anyhow::R
             interaction["archive_sha256"].as_str().expect("sha"),
             "archive checksum"
         );
-        let probe = ffprobe(&file);
+        let probe = ffprobe(&file)?;
         let codecs: Vec<&str> = probe["streams"]
             .as_array()
             .expect("streams")
