@@ -335,7 +335,9 @@ pub async fn run_with(
         parts.clock.clone(),
         connections.clone(),
         settings.offline_wait,
+        settings.min_free_bytes,
     ));
+    buffer.set_metrics(metrics.clone());
     let reopened = buffer.recover().await?;
     if reopened > 0 {
         tracing::info!(

@@ -64,6 +64,10 @@ pub struct Metrics {
     pub poll_failures: Counter,
     /// Interactions whose stitching failed too often, parked for an operator.
     pub interactions_parked: Gauge,
+    /// 1 while the call buffer's disk is full or failing (new contacts refused), else 0.
+    pub buffer_disk_full: Gauge,
+    /// Contacts whose screen the recorder refused because its disk was full or failing.
+    pub contacts_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -169,8 +173,22 @@ impl Metrics {
             "Interactions whose stitching failed too often, parked for an operator",
             interactions_parked.clone(),
         );
+        let buffer_disk_full = Gauge::default();
+        registry.register(
+            "recorder_buffer_disk_full",
+            "1 while the call buffer's disk is full or failing and new contacts are refused",
+            buffer_disk_full.clone(),
+        );
+        let contacts_refused = Counter::default();
+        registry.register(
+            "recorder_contacts_refused",
+            "Contacts whose screen was refused because the call buffer's disk was full or failing",
+            contacts_refused.clone(),
+        );
         Metrics {
             interactions_parked,
+            buffer_disk_full,
+            contacts_refused,
             recordings_stored,
             recording_retries,
             recordings_parked,

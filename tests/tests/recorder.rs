@@ -576,6 +576,7 @@ async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Re
             Arc::new(NoAgentLink),
             // An agent that never comes back: the stopped contact closes at the first look.
             std::time::Duration::from_secs(1),
+            0,
         ))
     };
     // First run: a contact with three frames, never closed (the server stops mid-call).

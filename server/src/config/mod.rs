@@ -196,12 +196,17 @@ pub struct RecorderConfig {
     /// send what it spooled (60 s – 7 days); past this the file closes and the rest is a named
     /// gap. The agent's spool holds eight hours of one office monitor by default.
     pub offline_wait_s: u64,
+    /// Free space (MiB) the call buffer's disk must keep: below it new contacts are refused
+    /// (each with a named gap, counted in `capture_recorder_contacts_refused`) while the open
+    /// ones go on; 0 refuses only when writes fail.
+    pub min_free_mb: u64,
 }
 
 impl Default for RecorderConfig {
     fn default() -> Self {
         RecorderConfig {
             offline_wait_s: 8 * 3600,
+            min_free_mb: 1024,
         }
     }
 }

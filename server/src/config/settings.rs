@@ -118,6 +118,8 @@ pub struct Settings {
     pub ingestion: IngestionSettings,
     /// How long a stopped contact's file waits for an agent out of reach.
     pub offline_wait: Duration,
+    /// Free bytes the call buffer's disk keeps; below it new contacts are refused.
+    pub min_free_bytes: u64,
     /// Replay.
     pub replay: ReplaySettings,
 }
@@ -425,6 +427,12 @@ impl Settings {
             60..=7 * 86_400,
         )?;
         let offline_wait = Duration::from_secs(config.recorder.offline_wait_s);
+        range_check(
+            "recorder.min_free_mb",
+            config.recorder.min_free_mb,
+            0..=1 << 20,
+        )?;
+        let min_free_bytes = config.recorder.min_free_mb << 20;
         let ingestion = &config.ingestion;
         range_check(
             "ingestion.stitch_attempts",
@@ -499,6 +507,7 @@ impl Settings {
             adapter,
             ingestion,
             offline_wait,
+            min_free_bytes,
             listen: config.listen,
             data_dir: config.data_dir,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_s),

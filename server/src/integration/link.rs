@@ -16,6 +16,11 @@ pub trait AgentLink: Send + Sync + std::fmt::Debug {
     fn last_heartbeat(&self, _agent: AgentId) -> Option<(tokio::time::Instant, u64)> {
         None
     }
+    /// Why no new contact can be recorded now (the recorder's disk is full or failing): the
+    /// contact's screen is then a gap with this reason. `None`: contacts are taken.
+    fn refusal(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The link while no screen path exists: no agent is ever connected.

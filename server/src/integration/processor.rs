@@ -336,14 +336,19 @@ impl Processor {
                     tx.create_contact(*contact, person, agent, at.0).await?;
                     match agent {
                         Some(agent) if self.link.is_connected(agent) => {
-                            command(
-                                *contact,
-                                ServerMessage::Start {
-                                    contact: *contact,
-                                    resume: Vec::new(),
-                                },
-                                at.0,
-                            );
+                            if let Some(reason) = self.link.refusal() {
+                                tracing::warn!(%contact, reason, "contact refused by the recorder");
+                                tx.open_gap(*contact, at.0, reason).await?;
+                            } else {
+                                command(
+                                    *contact,
+                                    ServerMessage::Start {
+                                        contact: *contact,
+                                        resume: Vec::new(),
+                                    },
+                                    at.0,
+                                );
+                            }
                         }
                         Some(_) => tx.open_gap(*contact, at.0, GAP_AGENT_OFFLINE).await?,
                         None => tx.open_gap(*contact, at.0, GAP_NOT_ENROLLED).await?,

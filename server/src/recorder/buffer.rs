@@ -31,6 +31,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+use super::disk::DiskHealth;
 use super::writer::{FileWriter, Op, Origin};
 use crate::clock::Clock;
 use crate::integration::link::AgentLink;
@@ -193,6 +194,7 @@ pub struct CallBuffer {
     clock: Clock,
     acks: Arc<dyn AgentLink>,
     offline_wait: Duration,
+    disk: Arc<DiskHealth>,
     tasks: TaskTracker,
     /// Cancels the stop-grace timers at shutdown (their files stay open and are reopened).
     closing: tokio_util::sync::CancellationToken,
@@ -203,15 +205,18 @@ pub struct CallBuffer {
 
 impl CallBuffer {
     /// A buffer in `<data_dir>/buffer`; acknowledgements go out through `acks`; a stopped
-    /// contact waits `offline_wait` at most for an agent out of reach.
+    /// contact waits `offline_wait` at most for an agent out of reach; new contacts are refused
+    /// while the disk has less than `min_free` bytes free (0: only while writes fail).
     pub fn new(
         data_dir: PathBuf,
         store: Store,
         clock: Clock,
         acks: Arc<dyn AgentLink>,
         offline_wait: Duration,
+        min_free: u64,
     ) -> Self {
         CallBuffer {
+            disk: Arc::new(DiskHealth::new(data_dir.join(BUFFER_DIR), min_free)),
             data_dir,
             store,
             clock,
@@ -223,6 +228,16 @@ impl CallBuffer {
             recent: Mutex::new(VecDeque::new()),
             anchors: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where the buffer counts refused contacts and its disk's state.
+    pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        self.disk.set_metrics(metrics);
+    }
+
+    /// Why a new contact cannot be recorded now (the disk is full or failing), if it cannot.
+    pub fn refusal(&self) -> Option<&'static str> {
+        self.disk.refusal()
     }
 
     fn now_us(&self) -> UtcMicros {
@@ -262,6 +277,8 @@ impl CallBuffer {
             clock: self.clock.clone(),
             acks: self.acks.clone(),
             durable: file.durable.clone(),
+            disk: self.disk.clone(),
+            closing: self.closing.clone(),
         };
         let span = tracing::info_span!("scn", %contact, %agent);
         self.tasks.spawn(writer.run(origin, queue).instrument(span));

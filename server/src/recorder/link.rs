@@ -28,6 +28,10 @@ impl AgentLink for RecorderLink {
         self.connections.last_heartbeat(agent)
     }
 
+    fn refusal(&self) -> Option<&'static str> {
+        self.buffer.refusal()
+    }
+
     fn send(&self, agent: AgentId, message: ServerMessage) -> bool {
         match &message {
             ServerMessage::Start { contact, .. } => {

@@ -10,6 +10,7 @@
 
 mod buffer;
 mod connections;
+mod disk;
 mod link;
 mod session;
 mod writer;
@@ -26,6 +27,7 @@ pub use buffer::{
     Verdict,
 };
 pub use connections::{ConnectedAgent, Connections};
+pub use disk::GAP_DISK_FULL;
 pub use link::RecorderLink;
 
 use crate::clock::Clock;

@@ -15,12 +15,16 @@ use capture_shared::scn::{FsyncPolicy, Record, ScnError, ScnHeader, ScnWriter};
 use capture_shared::time::UtcMicros;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::disk::DiskHealth;
 use crate::clock::Clock;
 use crate::integration::link::AgentLink;
 use crate::store::{ScnState, Store};
 
 /// Most operations taken from the queue for one append-and-sync.
 const BATCH: usize = 256;
+
+/// The wait before a failed write (a full or failing disk) is tried again.
+pub const WRITE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One operation on a contact's file, in the order the file must see them.
 #[derive(Debug)]
@@ -71,6 +75,10 @@ pub struct FileWriter {
     /// Written to by this stage after every durable batch: the next sequence per monitor that
     /// is on disk, which the session uses to answer re-sent duplicates.
     pub durable: Arc<std::sync::Mutex<BTreeMap<MonitorId, u64>>>,
+    /// The buffer disk's health, told of failing and recovered writes.
+    pub disk: Arc<DiskHealth>,
+    /// Cancelled at shutdown: a write being retried gives up (the file stays open on disk).
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl FileWriter {
@@ -82,10 +90,14 @@ impl FileWriter {
             Origin::Reopen { frames } => Some(*frames),
             Origin::Create(_) => None,
         };
+        let creating = matches!(origin, Origin::Create(_));
         let mut writer = match self.open(origin).await {
             Ok(writer) => writer,
             Err(error) => {
                 tracing::error!(%error, path = %self.path.display(), "scn buffer could not be opened; the contact's screen is lost");
+                if creating {
+                    self.unrecorded(&error).await;
+                }
                 return;
             }
         };
@@ -107,13 +119,13 @@ impl FileWriter {
                 };
                 // What was queued before a control operation is written before it.
                 if !appends.is_empty() {
-                    match self.append(writer, std::mem::take(&mut appends)).await {
-                        Ok((back, written)) => {
-                            writer = back;
-                            frames += written;
-                        }
-                        Err(error) => return self.failed(&error),
-                    }
+                    let Some((back, written)) =
+                        self.append(writer, std::mem::take(&mut appends)).await
+                    else {
+                        return;
+                    };
+                    writer = back;
+                    frames += written;
                 }
                 match control {
                     Op::Keep => self.set_kept().await,
@@ -123,20 +135,29 @@ impl FileWriter {
                 }
             }
             if !appends.is_empty() {
-                match self.append(writer, appends).await {
-                    Ok((back, written)) => {
-                        writer = back;
-                        frames += written;
-                    }
-                    Err(error) => return self.failed(&error),
-                }
+                let Some((back, written)) = self.append(writer, appends).await else {
+                    return;
+                };
+                writer = back;
+                frames += written;
             }
         }
         tracing::info!(frames, "scn buffer left open (server stopping)");
     }
 
-    fn failed(&self, error: &ScnError) {
-        tracing::error!(contact = %self.contact, %error, "scn append failed; the contact's screen stops here");
+    /// The file could not be created (the disk filled up after the contact was taken): the
+    /// contact's screen is a gap with the reason.
+    async fn unrecorded(&self, error: &ScnError) {
+        let reason = format!("screen not recorded: its buffer file could not be created ({error})");
+        let opened = async {
+            let mut tx = self.store.begin().await?;
+            tx.open_gap(self.contact, self.clock.now_ms(), &reason)
+                .await?;
+            tx.commit().await
+        };
+        if let Err(error) = opened.await {
+            tracing::error!(%error, "recording the unrecorded contact's gap failed");
+        }
     }
 
     async fn set_kept(&self) {
@@ -191,31 +212,57 @@ impl FileWriter {
     }
 
     /// Appends and syncs a batch, then acknowledges it; returns the writer and the video records
-    /// written.
-    async fn append(
-        &self,
-        mut writer: ScnWriter,
-        appends: Vec<Append>,
-    ) -> Result<(ScnWriter, u64), ScnError> {
-        let (writer, acks, written) = tokio::task::spawn_blocking(move || {
-            let mut acks: BTreeMap<MonitorId, u64> = BTreeMap::new();
-            let mut written = 0;
-            let mut permits = Vec::new();
-            for (record, ack, permit) in appends {
-                writer.append(&record)?;
-                if let Some((monitor, sequence)) = ack {
-                    written += 1;
-                    let entry = acks.entry(monitor).or_insert(sequence);
-                    *entry = (*entry).max(sequence);
+    /// written. A failed write or sync (a full or failing disk) cuts the file back to the batch's
+    /// start and is tried again every [`WRITE_RETRY`], nothing acknowledged meanwhile (the agent
+    /// keeps the frames); `None` when the server stops first (the file stays open on disk, at its
+    /// last synced batch).
+    async fn append(&self, writer: ScnWriter, appends: Vec<Append>) -> Option<(ScnWriter, u64)> {
+        let start = writer.bytes_written();
+        let mut job = (writer, appends);
+        let mut failing = false;
+        loop {
+            let retry = failing;
+            let attempt = tokio::task::spawn_blocking(move || {
+                let (mut writer, appends) = job;
+                let result = write_batch(&mut writer, start, retry, &appends);
+                (writer, appends, result)
+            })
+            .await;
+            let (writer, appends, result) = match attempt {
+                Ok(attempt) => attempt,
+                Err(error) => {
+                    tracing::error!(%error, "scn append panicked; the file stays at its last synced batch");
+                    return None;
                 }
-                permits.push(permit);
+            };
+            match result {
+                Ok((acks, written)) => {
+                    if failing {
+                        self.disk.write_recovered();
+                        tracing::info!("scn writes succeed again; the waiting frames are written");
+                    }
+                    drop(appends);
+                    self.acknowledge(acks);
+                    return Some((writer, written));
+                }
+                Err(error) => {
+                    if !failing {
+                        failing = true;
+                        self.disk.write_failed();
+                        tracing::error!(%error, "scn append failed: nothing more is acknowledged (the agent keeps the frames); trying again");
+                    }
+                    job = (writer, appends);
+                    tokio::select! {
+                        () = tokio::time::sleep(WRITE_RETRY) => {}
+                        () = self.closing.cancelled() => return None,
+                    }
+                }
             }
-            writer.sync()?;
-            drop(permits);
-            Ok::<_, ScnError>((writer, acks, written))
-        })
-        .await
-        .map_err(|e| ScnError::Io(std::io::Error::other(e)))??;
+        }
+    }
+
+    /// Marks what a batch made durable and acknowledges each monitor's highest sequence.
+    fn acknowledge(&self, acks: BTreeMap<MonitorId, u64>) {
         if !acks.is_empty() {
             let mut durable = self
                 .durable
@@ -236,11 +283,49 @@ impl FileWriter {
                 },
             );
         }
-        Ok((writer, written))
     }
 
+    /// Closes the file with its end record; a failure (a full disk) is tried again every
+    /// [`WRITE_RETRY`] from the file reopened at its last whole record.
     async fn finish(&self, writer: ScnWriter, at: UtcMicros, frames: u64) {
-        match tokio::task::spawn_blocking(move || writer.finish(at)).await {
+        let mut writer = Some(writer);
+        let mut failing = false;
+        let result = loop {
+            let current = writer.take();
+            let path = self.path.clone();
+            let attempt = tokio::task::spawn_blocking(move || match current {
+                Some(writer) => writer.finish(at),
+                None => match ScnWriter::open_append(&path, FsyncPolicy::Never) {
+                    Ok((writer, _)) => writer.finish(at),
+                    // The end record is in the file; only its sync failed before.
+                    Err(ScnError::Closed) => {
+                        let file = std::fs::File::open(&path)?;
+                        file.sync_all()?;
+                        Ok(file.metadata()?.len())
+                    }
+                    Err(error) => Err(error),
+                },
+            })
+            .await;
+            match attempt {
+                Ok(Err(error)) if !self.closing.is_cancelled() => {
+                    if !failing {
+                        failing = true;
+                        self.disk.write_failed();
+                        tracing::error!(%error, "closing the scn buffer failed; trying again");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(WRITE_RETRY) => {}
+                        () = self.closing.cancelled() => {}
+                    }
+                }
+                other => break other,
+            }
+        };
+        if failing {
+            self.disk.write_recovered();
+        }
+        match result {
             Ok(Ok(bytes)) => {
                 tracing::info!(bytes, frames, "scn buffer closed");
                 if let Err(error) = self
@@ -288,4 +373,29 @@ impl FileWriter {
             Err(error) => tracing::error!(%error, "deleting the scn buffer failed"),
         }
     }
+}
+
+/// One attempt at a batch: (after a failed attempt, back to `start` first) every record, then
+/// one sync; the highest sequence per monitor and the video records written.
+fn write_batch(
+    writer: &mut ScnWriter,
+    start: u64,
+    retry: bool,
+    appends: &[Append],
+) -> Result<(BTreeMap<MonitorId, u64>, u64), ScnError> {
+    if retry {
+        writer.rewind(start)?;
+    }
+    let mut acks: BTreeMap<MonitorId, u64> = BTreeMap::new();
+    let mut written = 0;
+    for (record, ack, _) in appends {
+        writer.append(record)?;
+        if let Some((monitor, sequence)) = *ack {
+            written += 1;
+            let entry = acks.entry(monitor).or_insert(sequence);
+            *entry = (*entry).max(sequence);
+        }
+    }
+    writer.sync()?;
+    Ok((acks, written))
 }

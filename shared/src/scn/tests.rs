@@ -279,6 +279,39 @@ fn open_append_cuts_a_torn_tail_and_continues() {
 }
 
 #[test]
+fn a_batch_rewound_after_a_failure_is_written_again_once() {
+    let first = Record::Marker {
+        at: UtcMillis(1),
+        label: "Ringing".into(),
+    };
+    let (_dir, path, bytes) = write_file(std::slice::from_ref(&first), false);
+    let (mut writer, _) = ScnWriter::open_append(&path, FsyncPolicy::Never).expect("reopen");
+    let start = writer.bytes_written();
+    assert_eq!(start, bytes.len() as u64);
+    let frame = |sequence| Record::Video {
+        monitor: MonitorId(0),
+        sequence,
+        captured: AgentMicros(sequence),
+        keyframe: sequence == 0,
+        data: vec![7; 64],
+    };
+    // Half a batch went in before its sync failed: rewound, then the whole batch again.
+    writer.append(&frame(0)).expect("append");
+    writer.rewind(start).expect("rewind");
+    assert_eq!(writer.bytes_written(), start);
+    assert!(writer.rewind(start + 1).is_err(), "no rewinding forwards");
+    for sequence in 0..2 {
+        writer.append(&frame(sequence)).expect("append again");
+    }
+    writer.finish(UtcMicros(9)).expect("finish");
+    let recovery = recover(&path).expect("recover");
+    assert_eq!(
+        recovery.records,
+        vec![first, frame(0), frame(1), Record::End { at: UtcMicros(9) }]
+    );
+}
+
+#[test]
 fn bad_files_and_records_are_refused_with_their_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("a.scn");

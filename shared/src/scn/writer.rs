@@ -180,6 +180,27 @@ impl ScnWriter {
         }
     }
 
+    /// Cuts the file back to `len` (an earlier [`bytes_written`](Self::bytes_written), the
+    /// start of a batch whose write or sync failed) and continues appending from there; a writer
+    /// poisoned by a failed roll-back is usable again once this succeeds.
+    pub fn rewind(&mut self, len: u64) -> Result<(), ScnError> {
+        if self.state == WriterState::Closed {
+            return Err(ScnError::Closed);
+        }
+        if len > self.len {
+            return Err(ScnError::Io(std::io::Error::other(format!(
+                "cannot rewind to {len}: only {} bytes were written",
+                self.len
+            ))));
+        }
+        self.file.set_len(len)?;
+        self.file.seek(SeekFrom::Start(len))?;
+        self.len = len;
+        self.unsynced = true;
+        self.state = WriterState::Open;
+        Ok(())
+    }
+
     /// Forces everything appended so far to stable storage.
     pub fn sync(&mut self) -> Result<(), ScnError> {
         if self.unsynced {
