@@ -427,12 +427,19 @@ pub async fn run_with(
         media: replay::media::state(),
     };
     let sessions_shutdown = CancellationToken::new();
+    let stream_settings = capture_shared::protocol::StreamSettings::default();
+    tasks.spawn(recorder::load::shed(
+        buffer.clone(),
+        connections.clone(),
+        stream_settings.clone(),
+        cancel.clone(),
+    ));
     let recorder = recorder::Recorder {
         store: store.clone(),
         connections,
         buffer: buffer.clone(),
         metrics: metrics.clone(),
-        settings: capture_shared::protocol::StreamSettings::default(),
+        settings: stream_settings,
         clock: parts.clock.clone(),
         shutdown: sessions_shutdown.clone(),
     };

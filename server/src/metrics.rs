@@ -68,6 +68,10 @@ pub struct Metrics {
     pub buffer_disk_full: Gauge,
     /// Contacts whose screen the recorder refused because its disk was full or failing.
     pub contacts_refused: Counter,
+    /// Seconds from a frame's arrival to its sync on disk.
+    pub frame_to_disk: Histogram,
+    /// The frame-rate cap the recorder asks of agents under load (0: none).
+    pub fps_cap: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -185,8 +189,22 @@ impl Metrics {
             "Contacts whose screen was refused because the call buffer's disk was full or failing",
             contacts_refused.clone(),
         );
+        let frame_to_disk = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register(
+            "recorder_frame_to_disk_seconds",
+            "Time from a frame's arrival to its sync in the contact's SCN file",
+            frame_to_disk.clone(),
+        );
+        let fps_cap = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "recorder_fps_cap",
+            "Frame-rate cap asked of agents because frames reach the disk too slowly (0: none)",
+            fps_cap.clone(),
+        );
         Metrics {
             interactions_parked,
+            frame_to_disk,
+            fps_cap,
             buffer_disk_full,
             contacts_refused,
             recordings_stored,

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use super::disk::DiskHealth;
+use super::load::Load;
 use super::writer::{FileWriter, Op, Origin};
 use crate::clock::Clock;
 use crate::integration::link::AgentLink;
@@ -78,7 +79,7 @@ pub enum Verdict {
 pub struct Pending {
     file: Arc<OpenFile>,
     record: Record,
-    ack: Option<(MonitorId, u64)>,
+    ack: Option<(MonitorId, u64, tokio::time::Instant)>,
 }
 
 impl Pending {
@@ -195,6 +196,7 @@ pub struct CallBuffer {
     acks: Arc<dyn AgentLink>,
     offline_wait: Duration,
     disk: Arc<DiskHealth>,
+    load: Arc<Load>,
     tasks: TaskTracker,
     /// Cancels the stop-grace timers at shutdown (their files stay open and are reopened).
     closing: tokio_util::sync::CancellationToken,
@@ -217,6 +219,7 @@ impl CallBuffer {
     ) -> Self {
         CallBuffer {
             disk: Arc::new(DiskHealth::new(data_dir.join(BUFFER_DIR), min_free)),
+            load: Arc::new(Load::default()),
             data_dir,
             store,
             clock,
@@ -232,7 +235,13 @@ impl CallBuffer {
 
     /// Where the buffer counts refused contacts and its disk's state.
     pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
-        self.disk.set_metrics(metrics);
+        self.disk.set_metrics(metrics.clone());
+        self.load.set_metrics(metrics);
+    }
+
+    /// Frame-to-disk times and the frame-rate cap they call for.
+    pub fn load(&self) -> &Load {
+        &self.load
     }
 
     /// Why a new contact cannot be recorded now (the disk is full or failing), if it cannot.
@@ -278,6 +287,7 @@ impl CallBuffer {
             acks: self.acks.clone(),
             durable: file.durable.clone(),
             disk: self.disk.clone(),
+            load: self.load.clone(),
             closing: self.closing.clone(),
         };
         let span = tracing::info_span!("scn", %contact, %agent);
@@ -530,7 +540,7 @@ impl CallBuffer {
                 keyframe: header.keyframe,
                 data: access_unit.to_vec(),
             },
-            ack: Some((header.monitor, header.sequence)),
+            ack: Some((header.monitor, header.sequence, tokio::time::Instant::now())),
         }))
     }
 

@@ -12,6 +12,7 @@ mod buffer;
 mod connections;
 mod disk;
 mod link;
+pub mod load;
 mod session;
 mod writer;
 

@@ -176,6 +176,15 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
         return;
     }
     tracing::info!(%agent, connection, "agent connected");
+    if let Some(cap) = recorder.buffer.load().cap() {
+        // The recorder is shedding load: this agent captures at the lowered rate too.
+        let settings = super::load::Load::settings(&recorder.settings, Some(cap));
+        crate::integration::link::AgentLink::send(
+            recorder.connections.as_ref(),
+            agent,
+            ServerMessage::Settings(settings),
+        );
+    }
     let mut session = Session {
         recorder: &recorder,
         agent,

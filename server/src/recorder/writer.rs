@@ -33,7 +33,7 @@ pub enum Op {
     /// The permit holds the record's share of the file's queue budget until it is written.
     Append {
         record: Record,
-        ack: Option<(MonitorId, u64)>,
+        ack: Option<(MonitorId, u64, tokio::time::Instant)>,
         permit: Option<OwnedSemaphorePermit>,
     },
     /// The call was answered.
@@ -47,7 +47,7 @@ pub enum Op {
 /// One queued append: the record, what to acknowledge, its budget permit.
 type Append = (
     Record,
-    Option<(MonitorId, u64)>,
+    Option<(MonitorId, u64, tokio::time::Instant)>,
     Option<OwnedSemaphorePermit>,
 );
 
@@ -77,6 +77,8 @@ pub struct FileWriter {
     pub durable: Arc<std::sync::Mutex<BTreeMap<MonitorId, u64>>>,
     /// The buffer disk's health, told of failing and recovered writes.
     pub disk: Arc<DiskHealth>,
+    /// Told how long each frame took from its arrival to stable storage.
+    pub load: Arc<super::load::Load>,
     /// Cancelled at shutdown: a write being retried gives up (the file stays open on disk).
     pub closing: tokio_util::sync::CancellationToken,
 }
@@ -241,6 +243,13 @@ impl FileWriter {
                         self.disk.write_recovered();
                         tracing::info!("scn writes succeed again; the waiting frames are written");
                     }
+                    let synced = tokio::time::Instant::now();
+                    for (_, ack, _) in &appends {
+                        if let Some((_, _, received)) = ack {
+                            self.load
+                                .record(synced.saturating_duration_since(*received));
+                        }
+                    }
                     drop(appends);
                     self.acknowledge(acks);
                     return Some((writer, written));
@@ -390,7 +399,7 @@ fn write_batch(
     let mut written = 0;
     for (record, ack, _) in appends {
         writer.append(record)?;
-        if let Some((monitor, sequence)) = *ack {
+        if let Some((monitor, sequence, _)) = *ack {
             written += 1;
             let entry = acks.entry(monitor).or_insert(sequence);
             *entry = (*entry).max(sequence);
