@@ -6,6 +6,7 @@
 mod agent;
 mod backfill;
 mod player;
+mod recorder;
 mod scn;
 mod search;
 mod stitch;
@@ -14,7 +15,7 @@ mod webhooks;
 
 use anyhow::{Context as _, bail};
 
-const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N] [--rate N] [--recordings N] [--concurrency N]\n\
+const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N] [--rate N] [--recordings N] [--concurrency N] [--agents N]\n\
 names:\n  \
 scn-append    SCN append throughput with each fsync policy (screen-stream record mix)\n  \
 scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 MB)\n  \
@@ -26,7 +27,8 @@ tray-idle     the tray and its agent idle beside a headless agent, Xvfb + trayer
 backfill      --recordings (default 10000) from the Webex emulator under a 30 % storm with --concurrency (default 256); webhook and poll latency\n  \
 stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset\n  \
 search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API\n  \
-player        the replay page in Chromium on a 1 h two-monitor interaction: open → playing, seek → playing";
+player        the replay page in Chromium on a 1 h two-monitor interaction: open → playing, seek → playing\n  \
+recorder-load --agents (default 2500) fake agents over TLS streaming real 1080p H.264 at 2 fps to a test-server process for --seconds (default 60)";
 
 /// Flags shared by the benchmarks.
 pub struct Options {
@@ -40,6 +42,8 @@ pub struct Options {
     pub recordings: usize,
     /// `--concurrency`: fetches at a time for `backfill`.
     pub concurrency: u32,
+    /// `--agents`: connected agents for `recorder-load` (0: its default).
+    pub agents: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         rate: 1000,
         recordings: 0,
         concurrency: 256,
+        agents: 0,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -62,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             "--rate" => options.rate = value.parse().context("--rate")?,
             "--recordings" => options.recordings = value.parse().context("--recordings")?,
             "--concurrency" => options.concurrency = value.parse().context("--concurrency")?,
+            "--agents" => options.agents = value.parse().context("--agents")?,
             _ => bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
@@ -82,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         "stitch" => stitch::run(&options)?,
         "search" => search::run(&options)?,
         "player" => player::run(&options)?,
+        "recorder-load" => recorder::run(&options)?,
         _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
     };
     println!("RESULT {result}");
