@@ -175,9 +175,22 @@ async fn agent(
         "refused: {welcome:?}"
     );
     let _ = connected.send(()).await;
+    // Heartbeats while waiting for the call (the recorder drops agents that send none).
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
     let contact = loop {
-        if let ServerMessage::Start { contact, .. } = socket.recv(Duration::from_secs(600)).await? {
-            break contact;
+        tokio::select! {
+            message = socket.recv(Duration::from_secs(600)) => {
+                if let ServerMessage::Start { contact, .. } = message? {
+                    break contact;
+                }
+            }
+            _ = heartbeat.tick() => {
+                socket.send(&AgentMessage::Heartbeat {
+                    recording: vec![],
+                    spool_bytes: 0,
+                    capture_backend: None,
+                }).await?;
+            }
         }
     };
     socket
@@ -196,7 +209,6 @@ async fn agent(
         Duration::from_millis(1000 / FPS),
     );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
     let mut in_flight: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut latencies: Vec<f32> = Vec::new();
     let mut sequence: u64 = 0;
