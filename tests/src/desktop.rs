@@ -85,6 +85,20 @@ impl SyntheticDesktop {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// The status once the server has acknowledged every frame (the last acks may still be on
+    /// their way when a contact's file closes), waiting up to 10 s.
+    pub async fn all_acknowledged(&self) -> anyhow::Result<Status> {
+        crate::process::wait_until(
+            "every frame acknowledged",
+            Duration::from_secs(10),
+            async || {
+                let status = self.status();
+                Ok((status.unacked == 0).then_some(status))
+            },
+        )
+        .await
+    }
+
     /// Stops the agent and waits for it; returns its last status.
     pub async fn stop(mut self) -> Status {
         self.cancel.cancel();

@@ -5,6 +5,7 @@
 
 pub mod av_sync;
 pub mod browser;
+pub mod buffer;
 pub mod cargo;
 pub mod desktop;
 pub mod fake_agent;

@@ -11,13 +11,15 @@ use std::time::Duration;
 use capture_agent::config::AgentConfig;
 use capture_shared::scn::{Record, recover};
 use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_tests::buffer::{closed_records, video_sequences};
 use capture_tests::netcut::Relay;
 use capture_tests::process::{Running, wait_until};
 use capture_tests::server::TestServer;
 use capture_tests::webex::{CallScript, SECRET, post_signed};
 use uuid::Uuid;
 
-fn video_sequences(path: &Path) -> Vec<u64> {
+/// The video sequences a spool directory holds, sorted, once each.
+fn spooled_sequences(path: &Path) -> Vec<u64> {
     let mut sequences: Vec<u64> = std::fs::read_dir(path)
         .into_iter()
         .flatten()
@@ -108,7 +110,7 @@ async fn a_killed_agent_sends_its_spool_when_it_starts_again() -> anyhow::Result
     tokio::time::sleep(Duration::from_secs(8)).await;
     agent.0.kill()?;
     agent.0.wait()?;
-    let spooled = video_sequences(&spool);
+    let spooled = spooled_sequences(&spool);
     relay.restore();
     let ended = UtcMicros::now().to_millis().0;
     let body = serde_json::to_vec(&call.envelope("disconnected", UtcMillis(ended)))?;
@@ -136,19 +138,8 @@ async fn a_killed_agent_sends_its_spool_when_it_starts_again() -> anyhow::Result
         .path()
         .join("buffer")
         .join(format!("{contact}.scn"));
-    let records = wait_until(
-        "the contact's file to close",
-        Duration::from_secs(60),
-        async || Ok(recover(&path).ok().filter(|r| r.ended).map(|r| r.records)),
-    )
-    .await?;
-    let sequences: Vec<u64> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Video { sequence, .. } => Some(*sequence),
-            _ => None,
-        })
-        .collect();
+    let records = closed_records(&path).await?;
+    let sequences = video_sequences(&records);
     let expected: Vec<u64> = (0..=spooled.last().copied().unwrap_or(0)).collect();
     assert_eq!(
         sequences, expected,
@@ -172,7 +163,7 @@ async fn a_killed_agent_sends_its_spool_when_it_starts_again() -> anyhow::Result
         "{detail}"
     );
     wait_until("the spool to empty", Duration::from_secs(20), async || {
-        Ok(video_sequences(&spool).is_empty().then_some(()))
+        Ok(spooled_sequences(&spool).is_empty().then_some(()))
     })
     .await?;
     server.stop().await

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use capture_shared::scn::{Record, recover};
 use capture_shared::time::UtcMicros;
+use capture_tests::buffer::{closed_records, video_sequences};
 use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::process::wait_until;
 use capture_tests::server::TestServer;
@@ -205,28 +205,9 @@ async fn a_full_disk_loses_nothing_refuses_new_contacts_and_recovers_by_itself()
     .await?;
     post(&mut call, "disconnected").await?;
     let path = buffer.join(format!("{contact}.scn"));
-    let records = wait_until(
-        "the contact's file to close",
-        Duration::from_secs(60),
-        async || Ok(recover(&path).ok().filter(|r| r.ended).map(|r| r.records)),
-    )
-    .await?;
-    let status = wait_until(
-        "every frame acknowledged",
-        Duration::from_secs(10),
-        async || {
-            let status = first_desktop.status();
-            Ok((status.unacked == 0).then_some(status))
-        },
-    )
-    .await?;
-    let sequences: Vec<u64> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Video { sequence, .. } => Some(*sequence),
-            _ => None,
-        })
-        .collect();
+    let records = closed_records(&path).await?;
+    let status = first_desktop.all_acknowledged().await?;
+    let sequences = video_sequences(&records);
     assert!(
         sequences.len() > held,
         "{} frames in the file",

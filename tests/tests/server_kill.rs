@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use capture_agent::enroll::{EnrollRequest, enroll};
 use capture_shared::ids::AgentId;
-use capture_shared::scn::{Record, recover};
+use capture_shared::scn::Record;
 use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_tests::buffer::closed_records;
 use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::media::codecs;
 use capture_tests::process::wait_until;
@@ -217,21 +218,8 @@ async fn a_killed_server_loses_no_frame_of_three_streaming_agents() -> anyhow::R
 
     for ((_, _, monitors, desktop), contact) in desktops.iter().zip(&contacts) {
         let path = data_dir.join("buffer").join(format!("{contact}.scn"));
-        let records = wait_until(
-            "the contact's file to close",
-            Duration::from_secs(60),
-            async || Ok(recover(&path).ok().filter(|r| r.ended).map(|r| r.records)),
-        )
-        .await?;
-        let status = wait_until(
-            "every frame acknowledged",
-            Duration::from_secs(10),
-            async || {
-                let status = desktop.status();
-                Ok((status.unacked == 0).then_some(status))
-            },
-        )
-        .await?;
+        let records = closed_records(&path).await?;
+        let status = desktop.all_acknowledged().await?;
         let frames = video(&records);
         assert_eq!(
             frames.len() as u64,
