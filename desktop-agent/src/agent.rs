@@ -10,15 +10,17 @@
 //! are reconciled the same way: contacts the server stopped meanwhile end, contacts it no longer
 //! takes are forgotten, contacts still open are resumed.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod monitors;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use capture_shared::ids::{ContactId, MonitorId};
+use capture_shared::ids::ContactId;
 use capture_shared::protocol::{
     AgentMessage, CLOCK_SYNC_INTERVAL, ClockEstimator, ClockSample, HEARTBEAT_INTERVAL,
-    HEARTBEAT_TIMEOUT, Hello, MAX_POINTER_SAMPLES, MonitorInfo, PROTOCOL_VERSION, PointerSample,
-    RefusalCode, ServerMessage, StreamSettings, Welcome,
+    HEARTBEAT_TIMEOUT, Hello, MonitorInfo, PROTOCOL_VERSION, RefusalCode, ServerMessage,
+    StreamSettings, Welcome,
 };
 use capture_shared::time::AgentMicros;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -28,11 +30,15 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::capture::{CaptureError, ScreenSource, locate};
+use crate::capture::live::Layout;
+use crate::capture::{CaptureError, ScreenSource};
 use crate::clock::AgentClock;
 use crate::connection::{ConnectError, Endpoint, Socket, connect};
-use crate::pipeline::{ENCODED_QUEUE, EncodedFrame, Output, Pipeline};
+use crate::pipeline::{ENCODED_QUEUE, EncodedFrame, Output};
 use crate::spool::{Appended, Outgoing, Spool, SpoolError, SpoolFrame};
+use monitors::{
+    Running, pointer_messages, request_keyframe, spawn_layout_watch, spawn_pointer_reader,
+};
 
 /// How often the pointer is read while recording.
 pub const POINTER_INTERVAL: Duration = Duration::from_millis(100);
@@ -156,10 +162,11 @@ struct State {
     settings: StreamSettings,
     /// A lower frame-rate cap the server set while overloaded.
     fps_cap: Option<f32>,
-    monitors: Vec<MonitorInfo>,
+    /// The monitors, by their stable numbers.
+    layout: Layout,
     /// Why no monitor can be captured (the user has not allowed screen recording).
     not_permitted: Option<String>,
-    recordings: HashMap<ContactId, Vec<Pipeline>>,
+    recordings: HashMap<ContactId, Vec<Running>>,
     /// Contacts whose pipelines are draining after a stop.
     stopping: HashMap<ContactId, Stopping>,
     /// Every frame, until the server acknowledges it.
@@ -176,6 +183,16 @@ struct State {
     output_tx: mpsc::Sender<Output>,
     /// Frames encoded by every pipeline so far.
     encoded: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What the connection loop waits on besides the socket.
+struct Inputs {
+    /// The pipelines' frames and gaps.
+    output: mpsc::Receiver<Output>,
+    /// Pointer positions.
+    pointer: mpsc::Receiver<(AgentMicros, i32, i32)>,
+    /// New listings of the monitors.
+    layouts: mpsc::Receiver<Vec<MonitorInfo>>,
 }
 
 /// How one connection (or attempt) ended.
@@ -206,7 +223,7 @@ impl Agent {
             credential: self.identity.credential.clone(),
             os_user: self.identity.os_user.clone(),
             machine: self.identity.machine.clone(),
-            monitors: state.monitors.clone(),
+            monitors: state.layout.monitors.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             capture_backend: Some(self.backend(state.not_permitted.as_ref())),
             spooled: Some(state.spool.report()),
@@ -239,11 +256,11 @@ impl Agent {
             self.spool.quota_bytes,
             monitors.clone(),
         )?;
-        let (output_tx, mut output) = mpsc::channel(ENCODED_QUEUE);
+        let (output_tx, output) = mpsc::channel(ENCODED_QUEUE);
         let mut state = State {
             settings: StreamSettings::default(),
             fps_cap: None,
-            monitors,
+            layout: Layout::new(&monitors),
             not_permitted,
             recordings: HashMap::new(),
             stopping: HashMap::new(),
@@ -257,9 +274,23 @@ impl Agent {
             encoded: Arc::default(),
         };
         self.report_spool(&state);
-        let (pointer_tx, mut pointer) = mpsc::channel(64);
+        let (pointer_tx, pointer) = mpsc::channel(64);
+        let (layouts_tx, layouts) = mpsc::channel(4);
         let pointer_cancel = cancel.child_token();
         spawn_pointer_reader(&self, pointer_tx, pointer_cancel.clone());
+        if state.not_permitted.is_none() {
+            spawn_layout_watch(
+                &self,
+                state.layout.monitors.clone(),
+                layouts_tx,
+                pointer_cancel.clone(),
+            );
+        }
+        let mut inputs = Inputs {
+            output,
+            pointer,
+            layouts,
+        };
         let mut backoff = Backoff::new();
         // Failed attempts of one outage, logged once rather than as a lost connection each.
         let mut failed_attempts: u32 = 0;
@@ -269,7 +300,7 @@ impl Agent {
                 .offline(
                     connect(&self.endpoint, &hello),
                     &mut state,
-                    &mut output,
+                    &mut inputs,
                     &cancel,
                 )
                 .await
@@ -294,9 +325,7 @@ impl Agent {
                         s.last_error = None;
                     });
                     let started = std::time::Instant::now();
-                    let end = self
-                        .serve(socket, &mut state, &mut output, &mut pointer, &cancel)
-                        .await;
+                    let end = self.serve(socket, &mut state, &mut inputs, &cancel).await;
                     self.status(|s| s.connected = false);
                     backoff.connection_ended(started.elapsed());
                     end
@@ -339,7 +368,7 @@ impl Agent {
             }
             let delay = backoff.next_delay();
             match self
-                .offline(tokio::time::sleep(delay), &mut state, &mut output, &cancel)
+                .offline(tokio::time::sleep(delay), &mut state, &mut inputs, &cancel)
                 .await
             {
                 Ok(Some(())) => {}
@@ -348,17 +377,18 @@ impl Agent {
             }
         };
         pointer_cancel.cancel();
-        for (_, pipelines) in state.recordings.drain() {
-            for pipeline in &pipelines {
-                pipeline.stop();
+        for (_, running) in state.recordings.drain() {
+            for r in &running {
+                r.pipeline.stop();
             }
-            let _ =
-                tokio::task::spawn_blocking(move || pipelines.into_iter().for_each(Pipeline::join))
-                    .await;
+            let _ = tokio::task::spawn_blocking(move || {
+                running.into_iter().for_each(|r| r.pipeline.join());
+            })
+            .await;
         }
         // What the pipelines still held goes into the spool for the next start.
-        output.close();
-        while let Some(item) = output.recv().await {
+        inputs.output.close();
+        while let Some(item) = inputs.output.recv().await {
             if let Output::Frame(frame) = item
                 && let Err(error) = self.spool_frame(&frame, &mut state)
             {
@@ -378,7 +408,7 @@ impl Agent {
         &self,
         future: F,
         state: &mut State,
-        output: &mut mpsc::Receiver<Output>,
+        inputs: &mut Inputs,
         cancel: &CancellationToken,
     ) -> Result<Option<F::Output>, SpoolError> {
         tokio::pin!(future);
@@ -386,13 +416,21 @@ impl Agent {
             tokio::select! {
                 result = &mut future => return Ok(Some(result)),
                 () = cancel.cancelled() => return Ok(None),
-                Some(item) = output.recv() => {
+                Some(item) = inputs.output.recv() => {
                     let messages = self.output(item, state)?;
                     // Kept for the connection (gaps, failures); frames are in the spool.
                     for message in messages {
                         queue_control(state, message);
                     }
                     self.report_spool(state);
+                }
+                Some(listed) = inputs.layouts.recv() => {
+                    // Stream ends are kept for the connection; the layout goes in the next hello.
+                    for message in self.monitors_listed(&listed, state) {
+                        if !matches!(message, AgentMessage::Monitors { .. }) {
+                            queue_control(state, message);
+                        }
+                    }
                 }
             }
         }
@@ -403,8 +441,8 @@ impl Agent {
     fn welcomed(&self, welcome: Welcome, state: &mut State) -> Result<(), SpoolError> {
         state.settings = welcome.settings;
         state.fps_cap = None;
-        for pipeline in state.recordings.values().flatten() {
-            pipeline.controls.cap_fps(None);
+        for r in state.recordings.values().flatten() {
+            r.pipeline.controls.cap_fps(None);
         }
         state.synced = false;
         for contact in &welcome.forget {
@@ -500,8 +538,7 @@ impl Agent {
         &self,
         mut socket: Socket,
         state: &mut State,
-        output: &mut mpsc::Receiver<Output>,
-        pointer: &mut mpsc::Receiver<(AgentMicros, i32, i32)>,
+        inputs: &mut Inputs,
         cancel: &CancellationToken,
     ) -> End {
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
@@ -559,13 +596,16 @@ impl Agent {
                         Some(Err(error)) => return End::Lost(error.to_string()),
                     }
                 }
-                Some(item) = output.recv() => self
+                Some(item) = inputs.output.recv() => self
                     .output(item, state)
                     .map(|messages| messages.iter().map(control).collect()),
+                Some(listed) = inputs.layouts.recv() => {
+                    Ok(self.monitors_listed(&listed, state).iter().map(control).collect())
+                }
                 () = std::future::ready(()), if state.synced && (state.wants_send || !state.pending.is_empty()) => {
                     self.outgoing(state)
                 }
-                Some(sample) = pointer.recv() => {
+                Some(sample) = inputs.pointer.recv() => {
                     if !state.recordings.is_empty() {
                         state.pointer.push(sample);
                     }
@@ -627,29 +667,15 @@ impl Agent {
                     })]);
                 }
                 state.spool.resume(contact, &resume);
-                let mut pipelines = Vec::new();
-                for monitor in &state.monitors {
-                    match Pipeline::spawn(
-                        self.source.clone(),
-                        contact,
-                        monitor.id,
-                        &state.settings,
-                        self.clock,
-                        state.output_tx.clone(),
-                        state.encoded.clone(),
-                    ) {
-                        Ok(pipeline) => {
-                            pipeline.controls.cap_fps(state.fps_cap);
-                            pipelines.push(pipeline);
-                        }
-                        Err(error) => {
-                            return Ok(vec![control(&AgentMessage::RecordingFailed {
-                                contact,
-                                reason: error.to_string().chars().take(200).collect(),
-                            })]);
-                        }
+                let pipelines = match self.start_pipelines(contact, state) {
+                    Ok(pipelines) => pipelines,
+                    Err(reason) => {
+                        return Ok(vec![control(&AgentMessage::RecordingFailed {
+                            contact,
+                            reason,
+                        })]);
                     }
-                }
+                };
                 tracing::info!(%contact, monitors = pipelines.len(), "recording started");
                 state.recordings.insert(contact, pipelines);
                 let recording: Vec<ContactId> = state.recordings.keys().copied().collect();
@@ -673,10 +699,8 @@ impl Agent {
                 state.fps_cap =
                     (settings.fps_max < state.settings.fps_max).then_some(settings.fps_max);
                 tracing::info!(fps_cap = ?state.fps_cap, "the recorder changed the frame-rate cap");
-                for pipelines in state.recordings.values() {
-                    for pipeline in pipelines {
-                        pipeline.controls.cap_fps(state.fps_cap);
-                    }
+                for r in state.recordings.values().flatten() {
+                    r.pipeline.controls.cap_fps(state.fps_cap);
                 }
                 Ok(Vec::new())
             }
@@ -743,12 +767,12 @@ impl Agent {
         };
         tracing::info!(%contact, ?why, "recording stopped");
         state.stopping.insert(contact, why);
-        for pipeline in &pipelines {
-            pipeline.stop();
+        for r in &pipelines {
+            r.pipeline.stop();
         }
         let output = state.output_tx.clone();
         tokio::task::spawn_blocking(move || {
-            pipelines.into_iter().for_each(Pipeline::join);
+            pipelines.into_iter().for_each(|r| r.pipeline.join());
             // After every frame of the contact: the queue is ordered.
             let _ = output.blocking_send(Output::Drained(contact));
         });
@@ -816,16 +840,6 @@ impl Agent {
     }
 }
 
-fn request_keyframe(state: &State, contact: ContactId, monitor: Option<MonitorId>) {
-    if let Some(pipelines) = state.recordings.get(&contact) {
-        for (pipeline, info) in pipelines.iter().zip(&state.monitors) {
-            if monitor.is_none_or(|m| m == info.id) {
-                pipeline.controls.request_keyframe();
-            }
-        }
-    }
-}
-
 /// Keeps a control message for the connection (the oldest goes past [`PENDING_CONTROL`]).
 fn queue_control(state: &mut State, message: AgentMessage) {
     if state.pending.len() >= PENDING_CONTROL {
@@ -840,66 +854,4 @@ fn far_future() -> Instant {
 
 fn control(message: &AgentMessage) -> Message {
     Message::text(message.to_json())
-}
-
-/// Buffered pointer moves, as one message per contact and monitor.
-fn pointer_messages(state: &mut State) -> Vec<Message> {
-    if state.pointer.is_empty() {
-        return Vec::new();
-    }
-    let mut by_monitor: BTreeMap<MonitorId, Vec<PointerSample>> = BTreeMap::new();
-    for (captured, x, y) in state.pointer.drain(..) {
-        if let Some((monitor, x, y)) = locate(&state.monitors, (x, y)) {
-            by_monitor
-                .entry(monitor)
-                .or_default()
-                .push(PointerSample { captured, x, y });
-        }
-    }
-    let mut messages = Vec::new();
-    for contact in state.recordings.keys() {
-        for (monitor, samples) in &by_monitor {
-            for chunk in samples.chunks(MAX_POINTER_SAMPLES) {
-                messages.push(control(&AgentMessage::Pointer {
-                    contact: *contact,
-                    monitor: *monitor,
-                    samples: chunk.to_vec(),
-                }));
-            }
-        }
-    }
-    messages
-}
-
-/// Reads the pointer on its own thread (platform calls block) and reports moves only.
-fn spawn_pointer_reader(
-    agent: &Agent,
-    output: mpsc::Sender<(AgentMicros, i32, i32)>,
-    cancel: CancellationToken,
-) {
-    let mut source = agent.source.pointer();
-    let clock = agent.clock;
-    let spawned = std::thread::Builder::new()
-        .name("capture-pointer".into())
-        .spawn(move || {
-            let mut last = None;
-            while !cancel.is_cancelled() {
-                if let Some(position) = source.position()
-                    && last != Some(position)
-                {
-                    last = Some(position);
-                    if output
-                        .try_send((clock.now(), position.0, position.1))
-                        .is_err()
-                        && output.is_closed()
-                    {
-                        return;
-                    }
-                }
-                std::thread::sleep(POINTER_INTERVAL);
-            }
-        });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "no pointer reader");
-    }
 }

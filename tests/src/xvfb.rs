@@ -183,3 +183,80 @@ impl Painter {
         Ok(())
     }
 }
+
+/// RandR monitors of a display, as a desktop's display settings make them: `set_monitor` and
+/// `delete_monitor` are what `xrandr --setmonitor` / `--delmonitor` send. On Xvfb's one output a
+/// monitor that claims the output replaces the automatic whole-screen monitor, and further
+/// monitors without an output stand for screens plugged in beside it.
+pub mod randr {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::randr::{ConnectionExt as _, MonitorInfo};
+    use x11rb::protocol::xproto::ConnectionExt as _;
+
+    fn connect(display: &str) -> anyhow::Result<(x11rb::rust_connection::RustConnection, u32)> {
+        let (connection, screen) = x11rb::connect(Some(display))?;
+        let root = connection.setup().roots[screen].root;
+        Ok((connection, root))
+    }
+
+    /// Adds (or replaces) the monitor `name` at `x`, `y` of `width` × `height`; with `claim`, it
+    /// takes the screen's first output (hiding the automatic monitor).
+    pub fn set_monitor(
+        display: &str,
+        name: &str,
+        (x, y, width, height): (i16, i16, u16, u16),
+        claim: bool,
+    ) -> anyhow::Result<()> {
+        let (connection, root) = connect(display)?;
+        let atom = connection
+            .intern_atom(false, name.as_bytes())?
+            .reply()?
+            .atom;
+        let outputs = if claim {
+            let resources = connection.randr_get_screen_resources(root)?.reply()?;
+            resources.outputs.first().copied().into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        connection
+            .randr_set_monitor(
+                root,
+                MonitorInfo {
+                    name: atom,
+                    primary: claim,
+                    automatic: false,
+                    x,
+                    y,
+                    width,
+                    height,
+                    width_in_millimeters: u32::from(width) * 254 / 960,
+                    height_in_millimeters: u32::from(height) * 254 / 960,
+                    outputs,
+                },
+            )?
+            .check()?;
+        Ok(())
+    }
+
+    /// Removes the monitor `name`.
+    pub fn delete_monitor(display: &str, name: &str) -> anyhow::Result<()> {
+        let (connection, root) = connect(display)?;
+        let atom = connection
+            .intern_atom(false, name.as_bytes())?
+            .reply()?
+            .atom;
+        connection.randr_delete_monitor(root, atom)?.check()?;
+        Ok(())
+    }
+
+    /// The active monitors: x, y, width, height.
+    pub fn monitors(display: &str) -> anyhow::Result<Vec<(i16, i16, u16, u16)>> {
+        let (connection, root) = connect(display)?;
+        let reply = connection.randr_get_monitors(root, true)?.reply()?;
+        Ok(reply
+            .monitors
+            .iter()
+            .map(|m| (m.x, m.y, m.width, m.height))
+            .collect())
+    }
+}

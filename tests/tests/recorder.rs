@@ -472,7 +472,7 @@ async fn invalid_frames_are_refused_and_write_nothing() -> anyhow::Result<()> {
             vec![frame(contact, 0, false)],
         ),
         (
-            "unknown monitor",
+            "a monitor without stream parameters",
             vec![{
                 let mut bytes = frame(contact, 0, true);
                 bytes[2] = 9;

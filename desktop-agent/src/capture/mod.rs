@@ -14,6 +14,7 @@
 
 pub mod interruption;
 pub mod layout;
+pub mod live;
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 pub mod screen;
 #[cfg(windows)]
@@ -199,6 +200,49 @@ pub trait ScreenSource: Send + Sync + std::fmt::Debug {
     /// The capture backend in use (`x11`, `dxgi`, `gdi`, `quartz`, `synthetic`), reported to
     /// the server in `Hello` and heartbeats.
     fn backend(&self) -> String;
+    /// What tells the agent that the monitors may have changed (one was connected, removed,
+    /// or changed resolution), asked every [`LAYOUT_POLL`]. X11 compares RandR's monitor list;
+    /// elsewhere the monitors are listed again every [`EveryNth::DEFAULT`] asks.
+    fn layout_watch(&self) -> Box<dyn LayoutWatch> {
+        Box::new(EveryNth::new(EveryNth::DEFAULT))
+    }
+}
+
+/// How often the agent asks its [`LayoutWatch`] whether the monitors changed.
+pub const LAYOUT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Tells when the monitor layout may have changed, so that the agent lists the monitors again
+/// (on its own thread: platform calls block).
+pub trait LayoutWatch: Send {
+    /// Whether the layout may have changed since the last call.
+    fn changed(&mut self) -> bool;
+}
+
+/// A watch for platforms without a cheap change signal: every `n`th ask says "maybe".
+#[derive(Debug)]
+pub struct EveryNth {
+    n: u32,
+    asked: u32,
+}
+
+impl EveryNth {
+    /// Every 4th ask: the monitors are listed again every 2 s.
+    pub const DEFAULT: u32 = 4;
+
+    /// Says "maybe" every `n`th ask.
+    pub fn new(n: u32) -> EveryNth {
+        EveryNth {
+            n: n.max(1),
+            asked: 0,
+        }
+    }
+}
+
+impl LayoutWatch for EveryNth {
+    fn changed(&mut self) -> bool {
+        self.asked += 1;
+        self.asked.is_multiple_of(self.n)
+    }
 }
 
 /// A capture of one monitor.

@@ -89,6 +89,11 @@ impl ScreenSource for Screen {
     fn backend(&self) -> String {
         platform::BACKEND.to_owned()
     }
+
+    #[cfg(target_os = "linux")]
+    fn layout_watch(&self) -> Box<dyn super::LayoutWatch> {
+        Box::new(platform::MonitorWatch::new(self.display.as_deref()))
+    }
 }
 
 /// A capture of one real monitor.

@@ -112,6 +112,73 @@ impl ChangeWatch {
     }
 }
 
+/// One RandR monitor as the watch compares it: root window, x, y, width, height.
+type Listed = (u32, i16, i16, u16, u16);
+
+/// Whether RandR's monitor list changed: the list (a few bytes per monitor) is asked for on the
+/// watch's own connection each time, one round trip to the X server. (A monitor defined with
+/// `xrandr --setmonitor`, as a virtual display or a test adds one, changes no output or CRTC, so
+/// RandR's output events would not tell us.)
+pub struct MonitorWatch {
+    display: Option<String>,
+    connection: Option<(RustConnection, Vec<u32>)>,
+    last: Option<Vec<Listed>>,
+}
+
+impl MonitorWatch {
+    /// Watches `display` (or `DISPLAY`).
+    pub fn new(display: Option<&str>) -> MonitorWatch {
+        MonitorWatch {
+            display: display.map(str::to_owned),
+            connection: None,
+            last: None,
+        }
+    }
+
+    fn list(&mut self) -> Option<Vec<Listed>> {
+        use x11rb::protocol::randr::ConnectionExt as _;
+        if self.connection.is_none() {
+            let (connection, _) = x11rb::connect(self.display.as_deref()).ok()?;
+            let roots = connection.setup().roots.iter().map(|s| s.root).collect();
+            self.connection = Some((connection, roots));
+        }
+        let (connection, roots) = self.connection.as_ref()?;
+        let mut list = Vec::new();
+        for root in roots {
+            let reply = connection
+                .randr_get_monitors(*root, true)
+                .ok()
+                .and_then(|cookie| cookie.reply().ok());
+            let Some(reply) = reply else {
+                self.connection = None; // reconnect next time
+                return None;
+            };
+            list.extend(
+                reply
+                    .monitors
+                    .iter()
+                    .map(|m| (*root, m.x, m.y, m.width, m.height)),
+            );
+        }
+        Some(list)
+    }
+}
+
+impl super::super::LayoutWatch for MonitorWatch {
+    fn changed(&mut self) -> bool {
+        match self.list() {
+            Some(list) if self.last.as_ref() != Some(&list) => {
+                let first = self.last.is_none();
+                self.last = Some(list);
+                !first
+            }
+            Some(_) => false,
+            // No answer: let the agent list the monitors itself (it reports what fails).
+            None => true,
+        }
+    }
+}
+
 /// The pointer, read from the X server with its own connection.
 pub fn pointer(display: Option<&str>) -> Box<dyn PointerSource> {
     Box::new(X11Pointer {

@@ -32,7 +32,10 @@ pub const SAFETY_READ: Duration = Duration::from_secs(5);
 pub struct CaptureStage {
     source: Arc<dyn ScreenSource>,
     contact: ContactId,
+    /// The monitor's stable number (what the recorder is told).
     monitor: MonitorId,
+    /// Its number in the platform's list (what is opened).
+    opened: MonitorId,
     settings: StreamSettings,
     clock: AgentClock,
     controls: Arc<Controls>,
@@ -45,7 +48,7 @@ impl CaptureStage {
     /// the server caps the rate ([`super::capture_interval`]).
     pub fn new(
         source: Arc<dyn ScreenSource>,
-        (contact, monitor): (ContactId, MonitorId),
+        (contact, monitor, opened): (ContactId, MonitorId, MonitorId),
         settings: &StreamSettings,
         clock: AgentClock,
         controls: Arc<Controls>,
@@ -55,6 +58,7 @@ impl CaptureStage {
             source,
             contact,
             monitor,
+            opened,
             settings: settings.clone(),
             clock,
             controls,
@@ -78,7 +82,7 @@ impl CaptureStage {
 
     /// Runs until stopped (the capture is opened on this thread).
     pub fn run(self, output: &mpsc::Sender<Captured>) {
-        let mut capture = match self.source.open(self.monitor) {
+        let mut capture = match self.source.open(self.opened) {
             Ok(capture) => capture,
             Err(error) => {
                 tracing::error!(monitor = %self.monitor, %error, "cannot capture the monitor");

@@ -191,11 +191,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts capturing `monitor` for `contact`; encoded frames go to `output`.
+    /// Starts capturing `monitor` (the platform's monitor `opened`) for `contact`; encoded frames
+    /// go to `output`.
     pub fn spawn(
         source: Arc<dyn ScreenSource>,
         contact: ContactId,
-        monitor: MonitorId,
+        (monitor, opened): (MonitorId, MonitorId),
         settings: &StreamSettings,
         clock: AgentClock,
         output: mpsc::Sender<Output>,
@@ -207,7 +208,7 @@ impl Pipeline {
         let (converted_tx, converted_rx) = mpsc::channel(CONVERTED_QUEUE);
         let capture = capture::CaptureStage::new(
             source,
-            (contact, monitor),
+            (contact, monitor, opened),
             settings,
             clock,
             controls.clone(),

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use capture_shared::ids::MonitorId;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -329,10 +330,21 @@ impl Ingestion {
             .verify(&format!("{prefix}/metadata.json"), &metadata_sha)
             .await?;
         let screens_placed = aligned.placements.iter().filter(|p| p.monitor.is_some());
-        let tracks: Vec<serde_json::Value> = aligned.plan.videos.iter().zip(screens_placed).enumerate().map(|(n, (v, placed))| json!({
+        let ended = |contact: &str, monitor: MonitorId| {
+            facts
+                .iter()
+                .find(|(screen, _)| screen.contact == contact)
+                .and_then(|(_, f)| f.ends.iter().find(|e| e.monitor == monitor))
+                .map(|e| e.reason.clone())
+        };
+        let tracks: Vec<serde_json::Value> = aligned.plan.videos.iter().zip(screens_placed).enumerate().map(|(n, (v, placed))| {
+                let span = stitched.video_spans.get(n).copied().flatten();
+                json!({
                 "track": n + 1, "kind": "video", "codec": "h264", "monitor": v.monitor.0,
                 "contact": placed.input, "frames": stitched.video_frames.get(n),
-            })).chain(std::iter::once(json!({
+                "from_ms": span.map(|s| s.0 / 1000), "to_ms": span.map(|s| s.1 / 1000),
+                "ended": ended(&placed.input, v.monitor),
+            })}).chain(std::iter::once(json!({
                 "track": aligned.plan.videos.len() + 1, "kind": "audio", "codec": "opus",
                 "recorded_packets": stitched.audio_packets, "silent_packets": stitched.silent_packets,
             }))).collect();

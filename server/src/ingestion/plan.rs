@@ -162,10 +162,13 @@ pub fn align(screens: &[Screen<'_>], audio: &[AudioInput], data_dir: &Path) -> A
             (None, None) => continue,
         };
         for monitor in &screen.facts.monitors {
+            let offset_us = offset_us - start_ms * 1000;
+            let end_us = screen.facts.ends.iter().find(|e| e.monitor == *monitor);
             let video = VideoInput {
                 scn: data_dir.join(&screen.input.scn_path),
                 monitor: *monitor,
-                offset_us: offset_us - start_ms * 1000,
+                offset_us,
+                end_us: end_us.map(|e| i64::try_from(e.captured_us).unwrap_or(0) + offset_us),
             };
             placements.push(Placement {
                 input: screen.input.contact.clone(),
@@ -310,6 +313,11 @@ mod tests {
                 clock_offset_us: Some(7_000_000),
                 first_video_us: Some(1_500_000),
                 created_us: 8_000_000,
+                ends: vec![crate::media::stitch::StreamEnd {
+                    monitor: MonitorId(1),
+                    captured_us: 20_000_000,
+                    reason: "monitor 1 was disconnected".into(),
+                }],
             },
         };
         let aligned = align(
@@ -320,6 +328,9 @@ mod tests {
         assert_eq!(aligned.start_ms, 8_000);
         assert_eq!(aligned.plan.duration_us, 37_000_000);
         assert_eq!(aligned.plan.videos.len(), 2);
+        // Monitor 1 was removed at agent 20 s: timeline 20 s + 7 s offset - 8 s start.
+        let ends: Vec<Option<i64>> = aligned.plan.videos.iter().map(|v| v.end_us).collect();
+        assert_eq!(ends, vec![None, Some(19_000_000)]);
         // agent 1.5 s + offset 7 s = server 8.5 s = timeline 0.5 s.
         assert_eq!(aligned.placements[0].at_us, 500_000);
         assert_eq!(aligned.plan.audio[0].at_us, 2_000_000);

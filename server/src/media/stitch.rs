@@ -36,6 +36,9 @@ pub struct VideoInput {
     pub monitor: MonitorId,
     /// Added to capture times (agent µs) to place them on the timeline (µs).
     pub offset_us: i64,
+    /// Where the monitor's stream ended before the timeline did (µs on the timeline; the
+    /// monitor was removed or changed): its last frame lasts until then.
+    pub end_us: Option<i64>,
 }
 
 /// A stretch of a recording's Opus packets placed on the timeline.
@@ -69,6 +72,9 @@ pub struct Stitched {
     pub bytes: u64,
     /// Frames written per video track.
     pub video_frames: Vec<u64>,
+    /// Per video track: where its first frame starts and its last one ends (µs on the
+    /// timeline), `None` when it has no frame.
+    pub video_spans: Vec<Option<(i64, i64)>>,
     /// Audio packets from recordings.
     pub audio_packets: u64,
     /// Silence packets filling holes.
@@ -107,6 +113,19 @@ pub struct ScnFacts {
     pub first_video_us: Option<u64>,
     /// When the file was created (server UTC µs): the call's Ringing.
     pub created_us: i64,
+    /// Streams that ended before the file did (a monitor removed or changed).
+    pub ends: Vec<StreamEnd>,
+}
+
+/// A monitor's stream that ended before its contact did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// The monitor.
+    pub monitor: MonitorId,
+    /// When (agent µs).
+    pub captured_us: u64,
+    /// Why, as the agent said it.
+    pub reason: String,
 }
 
 /// Reads `scn` once for [`ScnFacts`].
@@ -138,6 +157,19 @@ pub fn scan(scn: &Path) -> Result<ScnFacts, StitchError> {
                         .map_or(captured.0, |f| f.min(captured.0)),
                 );
             }
+            Record::StreamEnd {
+                monitor,
+                captured,
+                reason,
+            } => {
+                // The last word counts (an end sent again after a reconnection).
+                facts.ends.retain(|e| e.monitor != monitor);
+                facts.ends.push(StreamEnd {
+                    monitor,
+                    captured_us: captured.0,
+                    reason,
+                });
+            }
             _ => {}
         }
     }
@@ -151,8 +183,11 @@ struct VideoReader {
     reader: ScnReader<std::io::BufReader<std::fs::File>>,
     monitor: MonitorId,
     offset_us: i64,
+    end_us: Option<i64>,
     started: bool,
     next: Option<(i64, Vec<u8>, bool)>,
+    /// First frame's start, last frame's end.
+    span: Option<(i64, i64)>,
 }
 
 impl VideoReader {
@@ -184,8 +219,10 @@ impl VideoReader {
             reader: ScnReader::open(&input.scn)?,
             monitor: input.monitor,
             offset_us: input.offset_us,
+            end_us: input.end_us,
             started: false,
             next: None,
+            span: None,
         };
         video.next = video.read()?;
         Ok((video, entry))
@@ -213,24 +250,24 @@ impl VideoReader {
         Ok(None)
     }
 
-    /// The frames starting before `end`, each with its duration (to the next frame, or to
-    /// `timeline_end` for the last).
+    /// The frames starting before `end`, each with its duration (to the next frame, or for the
+    /// last to the stream's end: where the monitor went away, else `timeline_end`).
     fn take_until(&mut self, end: i64, timeline_end: i64) -> Result<Option<Run>, StitchError> {
         let mut samples = Vec::new();
         let mut start = None;
+        let stream_end = self.end_us.map_or(timeline_end, |e| e.min(timeline_end));
         while let Some((at, _, _)) = &self.next {
             if *at >= end {
                 break;
             }
             let (at, data, keyframe) = self.next.take().unwrap_or_default();
             self.next = self.read()?;
-            let until = self
-                .next
-                .as_ref()
-                .map_or(timeline_end, |(next, _, _)| *next);
+            let until = self.next.as_ref().map_or(stream_end, |(next, _, _)| *next);
             // Frames are in capture order; a clock step backwards gets the shortest duration.
             let duration = u32::try_from((until - at).max(1)).unwrap_or(u32::MAX);
             start.get_or_insert(at);
+            let first = self.span.map_or(at, |(first, _)| first);
+            self.span = Some((first, at + i64::from(duration)));
             samples.push(FragmentSample {
                 duration,
                 keyframe,
@@ -382,6 +419,7 @@ pub fn stitch(plan: &Plan, out: &Path) -> Result<Stitched, StitchError> {
         writer.write_fragment(&runs)?;
         fragment_start = end;
     }
+    stitched.video_spans = videos.iter().map(|v| v.span).collect();
     stitched.audio_packets = audio.packets;
     stitched.silent_packets = audio.silent;
     stitched.bytes = writer.finish()?;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use capture_shared::ids::{AgentId, ContactId, MonitorId};
 use capture_shared::protocol::{
-    ClockSample, FrameHeader, MonitorInfo, PointerSample, StreamTotal, VideoCodec,
+    ClockSample, FrameHeader, MAX_STREAMS, MonitorInfo, PointerSample, StreamTotal, VideoCodec,
 };
 use capture_shared::scn::{ClockAnchor, Record, ScnHeader, ScnReader};
 use capture_shared::time::{AgentMicros, UtcMicros, UtcMillis};
@@ -476,6 +476,11 @@ impl CallBuffer {
             return Verdict::Violation(format!("odd encoded size {width}x{height}"));
         }
         let mut streams = lock(&file.streams);
+        if !streams.contains_key(&monitor) && streams.len() >= MAX_STREAMS {
+            return Verdict::Violation(format!(
+                "more than {MAX_STREAMS} streams in contact {contact}"
+            ));
+        }
         let stream = streams.entry(monitor).or_default();
         if stream.params == Some((width, height)) {
             return Verdict::Duplicate(None);
@@ -598,6 +603,32 @@ impl CallBuffer {
             permit: None,
         });
         Some((from, to))
+    }
+
+    /// A monitor's stream of `agent`'s contact ended (the monitor was removed or changed):
+    /// written into the contact's file, in the agent's time as the frames are. Whether it was
+    /// (not when the contact is not an open file of this agent's).
+    pub fn stream_end(
+        &self,
+        agent: AgentId,
+        contact: ContactId,
+        monitor: MonitorId,
+        at: AgentMicros,
+        reason: &str,
+    ) -> bool {
+        let Ok(file) = self.owned(agent, contact) else {
+            return false;
+        };
+        file.push(Op::Append {
+            record: Record::StreamEnd {
+                monitor,
+                captured: at,
+                reason: reason.to_owned(),
+            },
+            ack: None,
+            permit: None,
+        });
+        true
     }
 
     /// `agent`'s time `at` on the server's clock, by its latest clock measurement.

@@ -322,9 +322,6 @@ impl Session<'_> {
                 to,
                 reason,
             } => {
-                if !self.monitors.iter().any(|m| m.id == monitor) {
-                    return Next::Refuse(format!("gap for unknown monitor {monitor}"));
-                }
                 let Some((from, to)) = buffer.capture_gap(self.agent, contact, from, to, &reason)
                 else {
                     return Next::Continue; // a contact that ended already, or not this agent's
@@ -341,7 +338,19 @@ impl Session<'_> {
                 }
                 Next::Continue
             }
+            AgentMessage::StreamEnded {
+                contact,
+                monitor,
+                at,
+                reason,
+            } => {
+                if buffer.stream_end(self.agent, contact, monitor, at, &reason) {
+                    tracing::info!(agent = %self.agent, %contact, %monitor, reason, "a monitor's stream ended");
+                }
+                Next::Continue
+            }
             AgentMessage::Monitors { monitors } => {
+                tracing::info!(agent = %self.agent, monitors = monitors.len(), "the agent's monitors changed");
                 self.monitors.clone_from(&monitors);
                 self.recorder
                     .connections
@@ -355,9 +364,6 @@ impl Session<'_> {
                 width,
                 height,
             } => {
-                if !self.monitors.iter().any(|m| m.id == monitor) {
-                    return Next::Refuse(format!("unknown monitor {monitor}"));
-                }
                 match buffer.stream_params(self.agent, contact, monitor, codec, (width, height)) {
                     Verdict::Write(pending) => {
                         // Stream parameters are tiny: queued at once, in order with the frames.
@@ -452,9 +458,6 @@ impl Session<'_> {
             Ok(frame) => frame,
             Err(error) => return Next::Refuse(error.to_string()),
         };
-        if !self.monitors.iter().any(|m| m.id == header.monitor) {
-            return Next::Refuse(format!("frame for unknown monitor {}", header.monitor));
-        }
         match self.recorder.buffer.frame(self.agent, &header, access_unit) {
             Verdict::Write(pending) => {
                 self.recorder.metrics.agent_frames.inc();

@@ -57,6 +57,8 @@ pub struct ScreenTrack {
     pub from_offset_ms: i64,
     /// Where it ends.
     pub to_offset_ms: i64,
+    /// Why it ends before its contact did (the monitor was disconnected or changed).
+    pub ended: Option<String>,
 }
 
 /// A stretch without audio or without screen.
@@ -90,6 +92,10 @@ pub struct Timeline {
     /// Stretches without audio or screen.
     pub blanks: Vec<Blank>,
 }
+
+/// A track whose first frame comes this long after its contact started is a monitor connected
+/// during the contact.
+const LATE_MONITOR_MS: i64 = 2_000;
 
 fn recording_span(r: &InteractionRecording) -> Option<(i64, i64)> {
     let from = r.session_start_ms.or(r.time_recorded_ms)?;
@@ -217,13 +223,27 @@ pub fn build(
                 c.summary.ended_at_ms.unwrap_or(end),
             )
         });
+        // A monitor connected during the contact starts with its first frame (the others'
+        // first frames follow the Ringing within a second); one removed or changed ends where
+        // the agent said it did.
+        let (mut from_offset, mut to_offset) = (offset(from), offset(to));
+        let ended = track["ended"].as_str().map(str::to_owned);
+        if let Some(first) = track["from_ms"].as_i64()
+            && first > from_offset + LATE_MONITOR_MS
+        {
+            from_offset = first;
+        }
+        if let (Some(last), Some(_)) = (track["to_ms"].as_i64(), &ended) {
+            to_offset = to_offset.min(last);
+        }
         screens.push(ScreenTrack {
             view: format!("video-{n}"),
             contact,
             monitor: track["monitor"].as_i64().unwrap_or(0),
             agent,
-            from_offset_ms: offset(from).max(0),
-            to_offset_ms: offset(to).min(duration),
+            from_offset_ms: from_offset.max(0),
+            to_offset_ms: to_offset.min(duration),
+            ended,
         });
     }
     let mut screen_covered = Vec::new();

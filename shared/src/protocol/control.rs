@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::{
     ClockSample, MAX_CONTROL_MESSAGE_BYTES, MAX_CREDENTIAL_BYTES, MAX_MONITOR_DIMENSION,
-    MAX_MONITORS, MAX_POINTER_SAMPLES, MAX_SPOOLED_CONTACTS, MAX_TEXT_BYTES, ProtocolError,
-    check_version,
+    MAX_MONITORS, MAX_POINTER_SAMPLES, MAX_SPOOLED_CONTACTS, MAX_STREAMS, MAX_TEXT_BYTES,
+    ProtocolError, check_version,
 };
 use crate::ids::{AgentId, ContactId, MonitorId};
 use crate::time::{AgentMicros, UtcMicros, UtcMillis};
@@ -200,10 +200,25 @@ pub enum AgentMessage {
         /// Encoded height, pixels.
         height: u32,
     },
-    /// The monitor layout changed.
+    /// The monitor layout changed (a monitor connected, removed, or changed resolution): the
+    /// new layout, with the agent's stable numbers. Streams of monitors no longer listed ended
+    /// ([`AgentMessage::StreamEnded`]); their spooled frames may still follow.
     Monitors {
         /// The new layout.
         monitors: Vec<MonitorInfo>,
+    },
+    /// A monitor's stream of a contact ended before the contact did: the monitor was removed or
+    /// changed (a changed monitor goes on as a new stream). Its last frames may still follow
+    /// from the spool; none was captured after `at`.
+    StreamEnded {
+        /// The contact.
+        contact: ContactId,
+        /// The monitor.
+        monitor: MonitorId,
+        /// When the stream ended, on the agent's clock.
+        at: AgentMicros,
+        /// Why, in words a supervisor reads ("monitor 1 was disconnected").
+        reason: String,
     },
     /// A completed clock measurement (the agent's ping, the server's pong, the agent's receipt):
     /// the server writes it into the agent's open SCN files, so that ingestion maps the agent's
@@ -478,10 +493,10 @@ impl AgentMessage {
                             ),
                         });
                     }
-                    if spooled.iter().any(|s| s.streams.len() > MAX_MONITORS) {
+                    if spooled.iter().any(|s| s.streams.len() > MAX_STREAMS) {
                         return Err(ProtocolError::Invalid {
                             field: "spooled",
-                            reason: format!("more than {MAX_MONITORS} streams in a contact"),
+                            reason: format!("more than {MAX_STREAMS} streams in a contact"),
                         });
                     }
                 }
@@ -562,13 +577,22 @@ impl AgentMessage {
                 Ok(())
             }
             AgentMessage::Stopped { frames, .. } => {
-                if frames.len() > MAX_MONITORS {
+                if frames.len() > MAX_STREAMS {
                     return Err(ProtocolError::Invalid {
                         field: "frames",
-                        reason: format!("{} monitors, at most {MAX_MONITORS}", frames.len()),
+                        reason: format!("{} streams, at most {MAX_STREAMS}", frames.len()),
                     });
                 }
                 Ok(())
+            }
+            AgentMessage::StreamEnded { reason, .. } => {
+                if reason.is_empty() {
+                    return Err(ProtocolError::Invalid {
+                        field: "reason",
+                        reason: "empty".into(),
+                    });
+                }
+                check_text("reason", reason, MAX_TEXT_BYTES)
             }
             AgentMessage::Ping { .. } | AgentMessage::Clock { .. } => Ok(()),
         }

@@ -35,6 +35,10 @@ pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Most monitors one agent may announce.
 pub const MAX_MONITORS: usize = 16;
 
+/// Most streams one contact may have: a monitor connected, removed or changed during a contact
+/// ends its stream and starts another (see the agent's `capture::live`).
+pub const MAX_STREAMS: usize = 64;
+
 /// Largest width or height of one monitor, in pixels.
 pub const MAX_MONITOR_DIMENSION: u32 = 16_384;
 

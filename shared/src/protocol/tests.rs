@@ -121,6 +121,14 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
                 }
             ),
         monitors().prop_map(|monitors| AgentMessage::Monitors { monitors }),
+        (contact(), any::<u16>(), any::<u64>(), 1u32..1000).prop_map(
+            |(contact, monitor, at, reason)| AgentMessage::StreamEnded {
+                contact,
+                monitor: MonitorId(monitor),
+                at: AgentMicros(at),
+                reason: format!("monitor {reason} was disconnected"),
+            }
+        ),
         (contact(), text(MAX_TEXT_BYTES))
             .prop_map(|(contact, reason)| AgentMessage::RecordingFailed { contact, reason }),
         (any::<u64>(), any::<i64>(), any::<i64>(), any::<u64>()).prop_map(|(t0, t1, t2, t3)| {
@@ -155,7 +163,7 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
             }),
         (
             contact(),
-            proptest::collection::vec((any::<u16>(), any::<u64>()), 0..=MAX_MONITORS)
+            proptest::collection::vec((any::<u16>(), any::<u64>()), 0..=MAX_STREAMS)
         )
             .prop_map(|(contact, frames)| AgentMessage::Stopped {
                 contact,

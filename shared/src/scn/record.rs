@@ -92,6 +92,16 @@ pub enum Record {
         /// Row from the monitor's top edge.
         y: i32,
     },
+    /// A monitor's stream ended before the contact did (the monitor was removed, or changed and
+    /// goes on as another stream): its last frame lasts until `captured`.
+    StreamEnd {
+        /// The monitor.
+        monitor: MonitorId,
+        /// When, on the agent's clock.
+        captured: AgentMicros,
+        /// Why, in words a supervisor reads.
+        reason: String,
+    },
     /// The file was closed cleanly; nothing follows.
     End {
         /// When.
@@ -108,6 +118,7 @@ const GAP: u8 = 6;
 const CLOCK_SAMPLE: u8 = 7;
 const END: u8 = 8;
 const POINTER: u8 = 9;
+const STREAM_END: u8 = 10;
 
 const CODEC_H264: u8 = 1;
 const FLAG_KEYFRAME: u8 = 1;
@@ -206,6 +217,17 @@ impl Record {
                 out.put_i32(*x);
                 out.put_i32(*y);
             }
+            Record::StreamEnd {
+                monitor,
+                captured,
+                reason,
+            } => {
+                check_text(reason)?;
+                out.put_u8(STREAM_END);
+                out.put_u16(monitor.0);
+                out.put_u64(captured.0);
+                out.put_string(reason);
+            }
         }
         Ok(())
     }
@@ -287,6 +309,11 @@ impl Record {
                 captured: AgentMicros(r.u64().ok_or(short)?),
                 x: r.i32().ok_or(short)?,
                 y: r.i32().ok_or(short)?,
+            },
+            STREAM_END => Record::StreamEnd {
+                monitor: MonitorId(r.u16().ok_or(short)?),
+                captured: AgentMicros(r.u64().ok_or(short)?),
+                reason: text(&mut r)?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };

@@ -87,6 +87,13 @@ fn record() -> impl Strategy<Value = Record> {
                 y,
             }
         }),
+        (any::<u16>(), any::<u64>(), short_text()).prop_map(|(m, t, reason)| {
+            Record::StreamEnd {
+                monitor: MonitorId(m),
+                captured: AgentMicros(t),
+                reason,
+            }
+        }),
     ]
 }
 

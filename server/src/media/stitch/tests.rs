@@ -124,6 +124,7 @@ async fn two_monitors_and_audio_with_holes_make_one_fragmented_mp4_ffprobe_accep
                 scn: scn.clone(),
                 monitor: MonitorId(m),
                 offset_us: 1_500_000 - 5_000_000,
+                end_us: None,
             })
             .collect(),
         // Two legs of one recording around a pause: 0–2 s, then 3 s later 2–6 s.
@@ -212,6 +213,7 @@ fn a_monitor_without_video_is_named() {
             scn,
             monitor: MonitorId(3),
             offset_us: 0,
+            end_us: None,
         }],
         audio: Vec::new(),
     };
@@ -219,4 +221,53 @@ fn a_monitor_without_video_is_named() {
         stitch(&plan, &dir.path().join("x.mp4")),
         Err(StitchError::NoVideo(_, MonitorId(3)))
     ));
+}
+
+#[test]
+fn a_monitor_removed_during_the_contact_ends_its_track_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = dir.path().join("contact.scn");
+    // Frames from agent 5.0 s to 6.9 s on both monitors; monitor 1 removed at agent 7.5 s.
+    scn_file(&scn, 2, 5_000_000, 2, &[]);
+    {
+        let (mut writer, _) = ScnWriter::open_append(&scn, FsyncPolicy::Never).expect("reopen");
+        writer
+            .append(&Record::StreamEnd {
+                monitor: MonitorId(1),
+                captured: AgentMicros(7_500_000),
+                reason: "monitor 1 was disconnected".into(),
+            })
+            .expect("end");
+    }
+    let facts = scan(&scn).expect("scan");
+    assert_eq!(
+        facts.ends,
+        vec![StreamEnd {
+            monitor: MonitorId(1),
+            captured_us: 7_500_000,
+            reason: "monitor 1 was disconnected".into()
+        }]
+    );
+    let offset_us = 1_000_000 - 5_000_000;
+    let plan = Plan {
+        duration_us: 10_000_000,
+        videos: (0..2)
+            .map(|m| VideoInput {
+                scn: scn.clone(),
+                monitor: MonitorId(m),
+                offset_us,
+                end_us: (m == 1).then_some(7_500_000 + offset_us),
+            })
+            .collect(),
+        audio: Vec::new(),
+    };
+    let out = dir.path().join("out.mp4");
+    let stitched = stitch(&plan, &out).expect("stitch");
+    // Monitor 0 lasts to the timeline's end; monitor 1 from its first frame to its removal.
+    assert_eq!(
+        stitched.video_spans,
+        vec![Some((1_000_000, 10_000_000)), Some((1_000_000, 3_500_000))]
+    );
+    let probe = ffprobe(&out);
+    assert_eq!(probe["streams"].as_array().map(Vec::len), Some(3));
 }
