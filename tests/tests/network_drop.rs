@@ -168,3 +168,80 @@ async fn an_agent_cut_off_for_five_minutes_loses_no_frame() -> anyhow::Result<()
     desktop.stop().await;
     server.stop().await
 }
+
+/// A whole call rings, is answered and ends while the agent is cut off: the agent never hears
+/// of the contact. Its missing screen is a named gap over the whole call ("agent offline", from
+/// the Ringing to the end of the wrap-up), closed with the contact, not a silent one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_agent_never_heard_of_is_a_named_gap() -> anyhow::Result<()> {
+    let server = TestServer::start_with(|config| config.integration.wrap_up_s = 1).await?;
+    let relay = Relay::start(server.addr).await?;
+    let (enrolled, person) = server.enroll_desktop("pc-away").await?;
+    let through_relay = format!("https://localhost:{}", relay.addr.port());
+    let desktop =
+        SyntheticDesktop::start(&through_relay, &server.ca_file(), enrolled, "pc-away").await?;
+    anyhow::ensure!(desktop.status().connected, "the agent did not connect");
+
+    relay.cut();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while desktop.status().connected {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the agent did not notice the cut"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = server.client()?;
+    let url = format!("{}/webhooks/webex", server.base_url());
+    let now = UtcMicros::now().to_millis().0;
+    let mut call = CallScript::new(person, 7, Uuid::new_v4(), UtcMillis(now));
+    for (state, at) in [
+        ("alerting", now),
+        ("connected", now + 500),
+        ("disconnected", now + 5_000),
+    ] {
+        let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
+        post_signed(&client, &url, SECRET, &body)
+            .await?
+            .error_for_status()?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let contact = loop {
+        let contacts = server.api_get("/api/v1/contacts?limit=10").await?;
+        if let Some(contact) = contacts["items"][0]["id"].as_str() {
+            break contact.to_owned();
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no contact: {contacts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    relay.restore();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let detail = loop {
+        let detail = server
+            .api_get(&format!("/api/v1/contacts/{contact}"))
+            .await?;
+        let gaps_closed = detail["gaps"]
+            .as_array()
+            .is_some_and(|gaps| gaps.iter().all(|g| g["to_ms"].is_i64()));
+        if detail["ended_at_ms"].is_i64() && gaps_closed {
+            break detail;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the contact stayed open: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let gaps = detail["gaps"].as_array().cloned().unwrap_or_default();
+    let named = gaps.iter().any(|g| {
+        g["reason"] == "screen not captured: agent offline"
+            && g["from_ms"].as_i64() <= Some(now)
+            && g["to_ms"].as_i64() >= Some(now + 5_000)
+    });
+    assert!(named, "the whole call is a named gap: {detail:#}");
+    assert!(desktop.status().connected, "the agent is back");
+    desktop.stop().await;
+    server.stop().await
+}

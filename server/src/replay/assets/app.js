@@ -204,7 +204,11 @@ const player = {
     $("#play").textContent = this.master && !this.master.paused ? "❚❚" : "▶";
     for (const video of this.videos) {
       const [from, to, overlay] = video.coverage || [0, Infinity, null];
-      if (overlay) overlay.hidden = t >= from - 0.05 && t <= to + 0.05;
+      if (overlay) {
+        overlay.hidden = t >= from - 0.05 && t <= to + 0.05;
+        // Past a monitor's end (unplugged or changed during the call): why, as the agent said.
+        overlay.textContent = t > to && video.endedReason ? video.endedReason : overlay.dataset.text;
+      }
     }
     const ms = t * 1000;
     const here = this.timeline.blanks.filter((b) => b.from_offset_ms <= ms && ms < b.to_offset_ms);
@@ -278,6 +282,8 @@ async function openInteraction(id) {
     uncovered.hidden = true;
     screens.append(el("div", { className: "screen" }, video,
       el("span", { className: "label", textContent: `${screen.agent} · monitor ${screen.monitor + 1}` }), uncovered));
+    uncovered.dataset.text = uncovered.textContent;
+    video.endedReason = screen.ended || null;
     video.coverage = [screen.from_offset_ms / 1000, screen.to_offset_ms / 1000, uncovered];
     player.videos.push(video);
   }
