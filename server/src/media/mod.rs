@@ -10,5 +10,6 @@ pub mod audio;
 pub mod export;
 pub mod fmp4;
 pub mod h264;
+pub mod restitch;
 pub mod stitch;
 pub mod views;

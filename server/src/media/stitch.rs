@@ -283,7 +283,7 @@ impl VideoReader {
 }
 
 /// The audio on the 20 ms grid: each slot's packet from the piece covering it, else silence.
-struct AudioTrack {
+pub(super) struct AudioTrack {
     pieces: Vec<AudioPiece>,
     current: Option<(OpusPackets, i64)>, // reader, end of the piece on the timeline (µs)
     index: usize,
@@ -293,6 +293,26 @@ struct AudioTrack {
 }
 
 impl AudioTrack {
+    /// The track of `pieces` (sorted by start), silence encoded at `input_rate` in its holes.
+    pub(super) fn new(pieces: Vec<AudioPiece>, input_rate: u32) -> Result<AudioTrack, StitchError> {
+        Ok(AudioTrack {
+            pieces,
+            current: None,
+            index: 0,
+            silence: audio::silence_packet(input_rate)?,
+            packets: 0,
+            silent: 0,
+        })
+    }
+
+    /// The packet of the slot at `slot_at` (µs), and whether it came from a recording. Slots
+    /// are asked for in order.
+    pub(super) fn recorded(&mut self, slot_at: i64) -> Result<(Vec<u8>, bool), StitchError> {
+        let silent = self.silent;
+        let packet = self.packet(slot_at)?;
+        Ok((packet, self.silent == silent))
+    }
+
     fn packet(&mut self, slot_at: i64) -> Result<Vec<u8>, StitchError> {
         loop {
             if let Some((reader, end)) = &mut self.current {
@@ -331,7 +351,7 @@ impl AudioTrack {
     }
 }
 
-fn opus_entry(input_rate: u32) -> SampleEntry {
+pub(super) fn opus_entry(input_rate: u32) -> SampleEntry {
     SampleEntry::Opus(OpusBox {
         audio: AudioSampleEntryFields {
             data_reference_index: AudioSampleEntryFields::DEFAULT_DATA_REFERENCE_INDEX,
@@ -375,14 +395,7 @@ pub fn stitch(plan: &Plan, out: &Path) -> Result<Stitched, StitchError> {
         timescale: NonZeroU32::new(OPUS_RATE).unwrap_or(NonZeroU32::MIN),
         entry: opus_entry(input_rate),
     });
-    let mut audio = AudioTrack {
-        pieces,
-        current: None,
-        index: 0,
-        silence: audio::silence_packet(input_rate)?,
-        packets: 0,
-        silent: 0,
-    };
+    let mut audio = AudioTrack::new(pieces, input_rate)?;
     let mut writer = Fmp4Writer::create(out, &tracks)?;
     let mut stitched = Stitched {
         video_frames: vec![0; videos.len()],

@@ -15,11 +15,11 @@ use super::fmp4::{Fmp4Error, Fmp4Writer, FragmentSample, Run, Track};
 /// Samples of one track per written fragment, about 2 s of video at 30 fps or of 20 ms audio.
 const SAMPLES_PER_FRAGMENT: usize = 100;
 
-fn demux_error(error: impl std::fmt::Display) -> Fmp4Error {
+pub(super) fn demux_error(error: impl std::fmt::Display) -> Fmp4Error {
     Fmp4Error::Encode(format!("reading the stitched file: {error}"))
 }
 
-fn open(path: &Path) -> Result<(File, Fmp4FileDemuxer), Fmp4Error> {
+pub(super) fn open(path: &Path) -> Result<(File, Fmp4FileDemuxer), Fmp4Error> {
     let mut file = File::open(path)?;
     let size = file.metadata()?.len();
     let mut demuxer = Fmp4FileDemuxer::new();
@@ -52,22 +52,22 @@ fn open(path: &Path) -> Result<(File, Fmp4FileDemuxer), Fmp4Error> {
 }
 
 /// One sample drawn from the stitched file.
-struct Drawn {
+pub(super) struct Drawn {
     /// Index of its track among the file's tracks.
-    track: usize,
-    timescale: u32,
-    kind: TrackKind,
-    timestamp: u64,
-    duration: u32,
-    keyframe: bool,
-    data: Vec<u8>,
-    entry: Option<shiguredo_mp4::boxes::SampleEntry>,
+    pub track: usize,
+    pub timescale: u32,
+    pub kind: TrackKind,
+    pub timestamp: u64,
+    pub duration: u32,
+    pub keyframe: bool,
+    pub data: Vec<u8>,
+    pub entry: Option<shiguredo_mp4::boxes::SampleEntry>,
 }
 
 /// Feeds the demuxer what it asks for and returns its next sample, with its payload when
 /// `with_data`: taken from `buffer` (what was last read for the demuxer, from `buffer.0`: a whole
 /// media segment, so nearly every sample) or else read from `file`.
-fn next(
+pub(super) fn next(
     file: &mut File,
     demuxer: &mut Fmp4FileDemuxer,
     size: u64,

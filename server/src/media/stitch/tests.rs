@@ -271,3 +271,79 @@ fn a_monitor_removed_during_the_contact_ends_its_track_there() {
     let probe = ffprobe(&out);
     assert_eq!(probe["streams"].as_array().map(Vec::len), Some(3));
 }
+
+#[tokio::test]
+async fn a_late_recording_is_restitched_into_the_archived_file() {
+    use crate::media::restitch::{Restitch, restitch};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = dir.path().join("contact.scn");
+    // The archived file: 6 s of screen from 0, no audio (all silence).
+    scn_file(&scn, 1, 0, 6, &[]);
+    let old = dir.path().join("old.mp4");
+    let plan = Plan {
+        duration_us: 6_000_000,
+        videos: vec![VideoInput {
+            scn,
+            monitor: MonitorId(0),
+            offset_us: 0,
+            end_us: None,
+        }],
+        audio: Vec::new(),
+    };
+    let first = stitch(&plan, &old).expect("stitch");
+    assert_eq!(first.audio_packets, 0);
+    // A 4 s recording that started 1 s before the screen: the old file moves 1 s later and
+    // the timeline grows to 7 s.
+    let (opus, packets) = opus_file(dir.path(), 4).await;
+    let new = dir.path().join("new.mp4");
+    let done = restitch(
+        &old,
+        &Restitch {
+            shift_us: 1_000_000,
+            duration_us: 7_000_000,
+            audio: vec![AudioPiece {
+                opus,
+                at_us: 0,
+                skip_us: 0,
+                length_us: None,
+            }],
+        },
+        &new,
+    )
+    .expect("restitch");
+    assert_eq!(done.shift_us, 1_000_000);
+    assert_eq!(done.video_frames, first.video_frames);
+    assert_eq!(done.added_packets, packets.min(350));
+    assert_eq!(done.audio_packets, done.added_packets);
+    assert_eq!(done.audio_packets + done.silent_packets, 350, "7 s of 20 ms slots");
+    let probe = ffprobe(&new);
+    let streams = probe["streams"].as_array().cloned().unwrap_or_default();
+    assert_eq!(streams.len(), 2);
+    // The video starts where the old file's did, 1 s into the new timeline.
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time"])
+        .args(["-of", "csv=p=0"])
+        .arg(&new)
+        .output()
+        .expect("ffprobe");
+    let first_pts: f64 = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    assert!((first_pts - 1.0).abs() < 0.001, "{first_pts}");
+    // Re-stitching the new file with nothing new changes no packet.
+    let again = dir.path().join("again.mp4");
+    let same = restitch(
+        &new,
+        &Restitch {
+            shift_us: 0,
+            duration_us: 7_000_000,
+            audio: Vec::new(),
+        },
+        &again,
+    )
+    .expect("restitch again");
+    assert_eq!(same.audio_packets, done.audio_packets);
+    assert_eq!(same.added_packets, 0);
+}
