@@ -380,6 +380,7 @@ pub async fn run_with(
             clock: parts.clock.clone(),
             wake: Arc::new(Notify::new()),
             metrics: Some(metrics.clone()),
+            late_failures: std::sync::Arc::default(),
         }
         .run(cancel.clone()),
     );

@@ -93,6 +93,14 @@ impl Archive {
         Ok(keys.len())
     }
 
+    /// Deletes the object `key` (nothing when it is not there).
+    pub async fn delete(&self, key: &str) -> Result<(), ArchiveError> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Whether `key` exists.
     pub async fn exists(&self, key: &str) -> Result<bool, ArchiveError> {
         match self.store.head(&ObjectPath::from(key)).await {

@@ -14,6 +14,7 @@
 //! rewritten, the archive's objects overwritten with the same content).
 
 pub mod archive;
+mod late;
 pub mod plan;
 
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ pub struct Ingestion {
     pub wake: Arc<Notify>,
     /// Where the parked count goes (`None` in tests without metrics).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Re-stitches that failed: attempts and when to try again (UTC ms), by interaction.
+    pub late_failures: Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>>,
 }
 
 /// Whether an interaction has waited long enough for its inputs.
@@ -218,6 +221,7 @@ impl Ingestion {
             self.store.link_screen(&screen, self.clock.now_ms()).await?;
         }
         self.apply_retention(self.clock.now_ms()).await?;
+        self.restitch_late().await?;
         let now = self.clock.now_ms();
         for interaction in self.store.collecting_interactions().await? {
             if !is_ready(&interaction, &self.settings, now) {
@@ -386,7 +390,7 @@ impl Ingestion {
     }
 
     /// Removes what the archive now holds from the buffer.
-    async fn clear(
+    pub(super) async fn clear(
         &self,
         inputs: &InteractionInputs,
         screens: &[String],

@@ -57,11 +57,18 @@ pub struct Screen<'a> {
 
 /// Where a recording starts: the call's ms-precision answer time when it refines Webex's
 /// whole-second start, else the session start, else `timeRecorded`.
-fn recording_start_ms(audio: &AudioInput) -> Option<i64> {
+pub(crate) fn recording_start_ms(audio: &AudioInput) -> Option<i64> {
     audio
         .answered_ms
         .or(audio.session_start_ms)
         .or(audio.time_recorded_ms)
+}
+
+/// Where a recording ends: the session stop, else its start plus its length.
+pub(crate) fn recording_end_ms(audio: &AudioInput) -> Option<i64> {
+    audio
+        .session_stop_ms
+        .or_else(|| Some(recording_start_ms(audio)? + audio.duration_s? * 1000))
 }
 
 /// (PAUSE time, RESUME time or `None`) pairs of a recording's `recordingActions`, in time order.
@@ -142,10 +149,7 @@ pub fn align(screens: &[Screen<'_>], audio: &[AudioInput], data_dir: &Path) -> A
     let ends = screens
         .iter()
         .map(|s| s.input.ended_ms.unwrap_or(s.input.started_ms))
-        .chain(audio.iter().filter_map(|a| {
-            a.session_stop_ms
-                .or_else(|| Some(recording_start_ms(a)? + a.duration_s? * 1000))
-        }));
+        .chain(audio.iter().filter_map(recording_end_ms));
     let end_ms = ends.max().unwrap_or(start_ms).max(start_ms + 1);
     let mut plan = Plan {
         duration_us: (end_ms - start_ms) * 1000,

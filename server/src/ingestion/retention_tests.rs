@@ -105,6 +105,7 @@ async fn old_interactions_leave_the_archive_audited_unless_on_legal_hold() {
         clock: Clock::manual(start),
         wake: Arc::new(Notify::new()),
         metrics: None,
+        late_failures: std::sync::Arc::default(),
     };
     // Not yet 30 days: nothing goes.
     assert_eq!(

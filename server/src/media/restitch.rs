@@ -213,8 +213,8 @@ pub fn restitch(old: &Path, plan: &Restitch, out: &Path) -> Result<Restitched, S
         }
         out_file.last_was_audio = is_audio;
         if is_audio {
-            let slot = i64::try_from(timestamp / u64::from(FRAME_SAMPLES_48K)).unwrap_or(0)
-                + shift_slots;
+            let slot =
+                i64::try_from(timestamp / u64::from(FRAME_SAMPLES_48K)).unwrap_or(0) + shift_slots;
             while next_slot < slot {
                 audio.emit(&mut out_file, &mut done, next_slot, None)?;
                 next_slot += 1;
@@ -225,10 +225,9 @@ pub fn restitch(old: &Path, plan: &Restitch, out: &Path) -> Result<Restitched, S
             }
             continue;
         }
-        let shift = u64::try_from(
-            i128::from(shift_us) * i128::from(timescale) / i128::from(1_000_000u32),
-        )
-        .unwrap_or(0);
+        let shift =
+            u64::try_from(i128::from(shift_us) * i128::from(timescale) / i128::from(1_000_000u32))
+                .unwrap_or(0);
         if let Some(frames) = done.video_frames.get_mut(track) {
             *frames += 1;
         }

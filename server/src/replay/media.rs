@@ -250,7 +250,9 @@ async fn view_file(
     track: usize,
 ) -> Result<Option<PathBuf>, ApiError> {
     let cache = state.data_dir.join(CACHE_DIR);
-    let dir = cache.join(id);
+    // One folder per version of the file: a re-stitched interaction is extracted anew.
+    let version = key.rsplit('/').next().unwrap_or("interaction.mp4");
+    let dir = cache.join(id).join(version.trim_end_matches(".mp4"));
     let view = dir.join(format!("track-{track}.mp4"));
     if tokio::fs::try_exists(&view).await.unwrap_or(false) {
         return Ok(Some(view));

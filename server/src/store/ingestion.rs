@@ -107,7 +107,149 @@ pub struct Archived {
     pub tracks: serde_json::Value,
 }
 
+/// An archived interaction as a re-stitch starts from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchivedInteraction {
+    /// The archive key of its file.
+    pub key: String,
+    /// The file's SHA-256.
+    pub sha256: String,
+    /// Which version the file is (1: the first stitch).
+    pub version: i64,
+    /// Where its timeline starts (UTC ms).
+    pub timeline_start_ms: i64,
+    /// Its length (ms).
+    pub timeline_ms: i64,
+    /// Its tracks (the manifest's list).
+    pub tracks: serde_json::Value,
+    /// What it lacks.
+    pub missing: Option<String>,
+}
+
+/// A re-stitched interaction's new version, as it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    /// The SHA-256 of the file it replaces (nothing changes if the interaction's is not this).
+    pub replaced_sha256: String,
+    /// Its version number.
+    pub version: i64,
+    /// The recordings it adds (marked cleared from the buffer).
+    pub recordings: Vec<String>,
+    /// The audit entry's detail.
+    pub detail: String,
+}
+
 impl Store {
+    /// Archived interactions with recordings that arrived after they were stitched (stored and
+    /// transcoded, not yet in the archive), the newest of them stored before `settled_before_ms`.
+    pub async fn interactions_with_late_recordings(
+        &self,
+        settled_before_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.id FROM interactions i JOIN recordings r ON r.interaction_id = i.id
+             WHERE i.state = 'archived' AND r.state = 'stored' AND r.cleared_ms IS NULL
+               AND r.opus_path IS NOT NULL
+             GROUP BY i.id HAVING MAX(r.stored_ms) < ? ORDER BY MIN(r.stored_ms) LIMIT 16",
+        )
+        .bind(settled_before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// An archived interaction's file and timeline.
+    pub async fn archived_interaction(
+        &self,
+        id: &str,
+    ) -> Result<Option<ArchivedInteraction>, StoreError> {
+        let row = sqlx::query(
+            "SELECT archive_key, archive_sha256, version, timeline_start_ms, timeline_ms, tracks, missing
+             FROM interactions WHERE id = ? AND state = 'archived' AND archive_key IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let tracks: Option<String> = row.try_get("tracks")?;
+        Ok(Some(ArchivedInteraction {
+            key: row.try_get("archive_key")?,
+            sha256: row.try_get("archive_sha256")?,
+            version: row.try_get("version")?,
+            timeline_start_ms: row
+                .try_get::<Option<i64>, _>("timeline_start_ms")?
+                .unwrap_or(0),
+            timeline_ms: row.try_get::<Option<i64>, _>("timeline_ms")?.unwrap_or(0),
+            tracks: tracks
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+            missing: row.try_get("missing")?,
+        }))
+    }
+
+    /// Records a re-stitched interaction: its new file (version `version`) replaces the old
+    /// one, the late recordings are marked cleared from the buffer, audited with `detail`.
+    /// `false` when the interaction is no longer what the re-stitch started from (deleted, or
+    /// re-stitched meanwhile): nothing changes.
+    pub async fn interaction_restitched(
+        &self,
+        id: &str,
+        archived: &Archived,
+        change: &NewVersion,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let NewVersion {
+            replaced_sha256,
+            version,
+            recordings,
+            detail,
+        } = change;
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE interactions SET archive_key = ?, archive_sha256 = ?, archive_bytes = ?, missing = ?,
+               timeline_start_ms = ?, timeline_ms = ?, tracks = ?, version = ?, updated_ms = ?
+             WHERE id = ? AND state = 'archived' AND archive_sha256 = ?",
+        )
+        .bind(&archived.key)
+        .bind(&archived.sha256)
+        .bind(archived.bytes)
+        .bind(&archived.missing)
+        .bind(archived.timeline_start_ms)
+        .bind(archived.timeline_ms)
+        .bind(archived.tracks.to_string())
+        .bind(*version)
+        .bind(now_ms)
+        .bind(id)
+        .bind(replaced_sha256)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        for recording in recordings {
+            sqlx::query("UPDATE recordings SET cleared_ms = ? WHERE id = ?")
+                .bind(now_ms)
+                .bind(recording)
+                .execute(&mut *tx)
+                .await?;
+        }
+        super::audit::append(
+            &mut tx,
+            now_ms,
+            "ingestion",
+            "restitch_interaction",
+            id,
+            Some(detail.as_str()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Stored recordings whose audio is not transcoded yet: (id, MP3 path).
     pub async fn recordings_to_transcode(
         &self,

@@ -29,7 +29,8 @@ pub use contacts::{ContactDetail, ContactEvent, ContactFilter, ContactGap, Conta
 pub use deliveries::{Inserted, NewDelivery, StoredDelivery};
 pub use enrolment::{DEFAULT_ENROLMENT_TOKEN, EnrolmentToken, TokenRefusal, TokenUse};
 pub use ingestion::{
-    Archived, AudioInput, ClosedScreen, Collecting, InteractionInputs, ScreenInput,
+    Archived, ArchivedInteraction, AudioInput, ClosedScreen, Collecting, InteractionInputs,
+    NewVersion, ScreenInput,
 };
 pub use interactions::{
     InteractionFilter, InteractionRecording, InteractionSummary, TimelineEvent,

@@ -315,13 +315,24 @@ async fn a_late_recording_is_restitched_into_the_archived_file() {
     assert_eq!(done.video_frames, first.video_frames);
     assert_eq!(done.added_packets, packets.min(350));
     assert_eq!(done.audio_packets, done.added_packets);
-    assert_eq!(done.audio_packets + done.silent_packets, 350, "7 s of 20 ms slots");
+    assert_eq!(
+        done.audio_packets + done.silent_packets,
+        350,
+        "7 s of 20 ms slots"
+    );
     let probe = ffprobe(&new);
     let streams = probe["streams"].as_array().cloned().unwrap_or_default();
     assert_eq!(streams.len(), 2);
     // The video starts where the old file's did, 1 s into the new timeline.
     let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+        ])
         .args(["-of", "csv=p=0"])
         .arg(&new)
         .output()

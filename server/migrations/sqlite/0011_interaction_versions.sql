@@ -1,0 +1,3 @@
+-- An archived interaction re-stitched with a recording that arrived late is a new version of its
+-- file; the version counts them (1: the first stitch).
+ALTER TABLE interactions ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
