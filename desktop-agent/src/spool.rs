@@ -26,7 +26,7 @@ use capture_shared::protocol::{
     AgentMessage, FrameHeader, HeldContact, MAX_FRAMES_IN_FLIGHT, MonitorInfo, SpooledContact,
     StreamTotal, VideoCodec, encode_frame,
 };
-use capture_shared::scn::{FsyncPolicy, Record, ScnHeader, ScnReader, ScnWriter, read_record_at};
+use capture_shared::scn::{FsyncPolicy, Record, ScnHeader, ScnWriter, read_record_at};
 use capture_shared::time::{AgentMicros, UtcMicros};
 
 /// Largest segment file: a contact's acknowledged frames leave the disk a segment at a time.
@@ -199,6 +199,8 @@ pub struct Spool {
     next_order: u64,
     /// Drops not yet reported to the server.
     dropped: Vec<AgentMessage>,
+    /// Forces appended frames to disk every [`SPOOL_FSYNC`], off the caller's thread.
+    syncer: sync::Syncer,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -215,150 +217,7 @@ fn scn_error(path: &Path) -> impl FnOnce(capture_shared::scn::ScnError) -> Spool
     }
 }
 
-/// A contact's segment files found on disk: (segment number, path).
-type Segments = Vec<(u32, PathBuf)>;
-
-/// `<contact>-<segment>.scn` → its parts.
-fn parse_name(name: &str) -> Option<(ContactId, u32)> {
-    let stem = name.strip_suffix(".scn")?;
-    let (contact, segment) = stem.rsplit_once('-')?;
-    Some((
-        ContactId(contact.parse::<uuid::Uuid>().ok()?),
-        segment.parse().ok()?,
-    ))
-}
-
 impl Spool {
-    /// Opens (creating) the spool in `dir`, reading what a previous run left: every frame not
-    /// known to be acknowledged is to be sent again (the server's `Welcome` says what it holds).
-    pub fn open(
-        dir: &Path,
-        agent: AgentId,
-        quota: u64,
-        monitors: Vec<MonitorInfo>,
-    ) -> Result<Spool, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let mut spool = Spool {
-            dir: dir.to_owned(),
-            agent,
-            quota,
-            monitors,
-            contacts: BTreeMap::new(),
-            next_order: 0,
-            dropped: Vec::new(),
-        };
-        let mut found: BTreeMap<ContactId, Segments> = BTreeMap::new();
-        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-            let entry = entry.map_err(io_error(dir))?;
-            let name = entry.file_name();
-            match name.to_str().and_then(parse_name) {
-                Some((contact, segment)) => {
-                    found
-                        .entry(contact)
-                        .or_default()
-                        .push((segment, entry.path()));
-                }
-                None => tracing::warn!(file = ?name, "not a spool file; left alone"),
-            }
-        }
-        // Oldest contact first, so that frames keep their order across contacts.
-        let mut contacts: Vec<(UtcMicros, ContactId, Segments)> = Vec::new();
-        for (contact, mut segments) in found {
-            segments.sort();
-            let created = ScnReader::open(&segments[0].1)
-                .map(|r| r.header().created)
-                .unwrap_or(UtcMicros(i64::MAX));
-            contacts.push((created, contact, segments));
-        }
-        contacts.sort_by_key(|(created, contact, _)| (*created, *contact));
-        for (_, contact, segments) in contacts {
-            spool.load(contact, segments)?;
-        }
-        Ok(spool)
-    }
-
-    fn load(&mut self, id: ContactId, segments: Segments) -> Result<(), SpoolError> {
-        let mut contact = Contact::new(self.next_order);
-        let last = segments.len() - 1;
-        for (position, (index, path)) in segments.into_iter().enumerate() {
-            let mut reader = match ScnReader::open(&path) {
-                Ok(reader) => reader,
-                Err(error) => {
-                    // A segment torn inside its header holds no frame.
-                    tracing::warn!(file = %path.display(), %error, "unreadable spool segment removed");
-                    std::fs::remove_file(&path).map_err(io_error(&path))?;
-                    continue;
-                }
-            };
-            let mut frames = 0;
-            loop {
-                let offset = reader.offset();
-                let Some(record) = reader.next_record().map_err(io_error(&path))? else {
-                    break;
-                };
-                match record {
-                    Record::StreamParams {
-                        monitor,
-                        width,
-                        height,
-                        ..
-                    } => {
-                        contact.streams.entry(monitor).or_default().size = Some((width, height));
-                    }
-                    Record::Video {
-                        monitor,
-                        sequence,
-                        captured,
-                        ..
-                    } => {
-                        let stream = contact.streams.entry(monitor).or_default();
-                        let size = stream.size.unwrap_or((0, 0));
-                        stream.next = sequence + 1;
-                        stream.unacked.push_back(Entry {
-                            order: self.next_order,
-                            sequence,
-                            segment: index,
-                            offset,
-                            bytes: reader.offset() - offset,
-                            captured,
-                            size,
-                        });
-                        self.next_order += 1;
-                        frames += 1;
-                    }
-                    Record::End { .. } => contact.ended = true,
-                    _ => {}
-                }
-            }
-            let bytes = reader.offset();
-            drop(reader);
-            if position == last && !contact.ended {
-                // Continues where the killed run stopped (a torn tail is cut).
-                let (writer, _) = ScnWriter::open_append(&path, FsyncPolicy::Interval(SPOOL_FSYNC))
-                    .map_err(scn_error(&path))?;
-                contact.writer = Some(writer);
-            }
-            contact.segments.push_back(Segment {
-                index,
-                path,
-                bytes,
-                frames,
-                reader: None,
-            });
-        }
-        if !contact.ended {
-            contact.interrupted_at = contact
-                .streams
-                .values()
-                .filter_map(|s| s.unacked.back().map(|e| e.captured))
-                .max();
-        }
-        tracing::info!(contact = %id, frames = contact.unacked(), ended = contact.ended, "spooled contact found");
-        self.next_order += 1;
-        self.contacts.insert(id, contact);
-        Ok(())
-    }
-
     /// The monitors new segment headers name.
     pub fn set_monitors(&mut self, monitors: Vec<MonitorInfo>) {
         self.monitors = monitors;
@@ -575,6 +434,13 @@ impl Spool {
             bytes: len - offset,
             captured: frame.captured,
             size,
+        });
+        let contacts = &self.contacts;
+        self.syncer.tick(|| {
+            contacts
+                .values()
+                .filter_map(|c| c.writer.as_ref()?.try_clone_file().ok())
+                .collect()
         });
         Ok(Appended::Kept)
     }
@@ -858,8 +724,8 @@ fn new_segment(
         monitors: monitors.to_vec(),
         clock_anchor: None,
     };
-    let mut writer = ScnWriter::create(&path, &header, FsyncPolicy::Interval(SPOOL_FSYNC))
-        .map_err(scn_error(&path))?;
+    let mut writer =
+        ScnWriter::create(&path, &header, FsyncPolicy::Never).map_err(scn_error(&path))?;
     // Each segment names its streams' sizes, so that it reads on its own.
     for (monitor, stream) in &contact.streams {
         if let Some((width, height)) = stream.size {
@@ -895,5 +761,7 @@ fn remove(path: &Path) -> Result<(), SpoolError> {
     }
 }
 
+mod reopen;
+mod sync;
 #[cfg(test)]
 mod tests;

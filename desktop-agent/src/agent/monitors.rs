@@ -118,6 +118,8 @@ impl Agent {
             }
             running.extend(started);
         }
+        // New spool segments name the monitors as they are now.
+        state.spool.set_monitors(state.layout.monitors.clone());
         messages.push(AgentMessage::Monitors {
             monitors: state.layout.monitors.clone(),
         });

@@ -201,6 +201,12 @@ impl ScnWriter {
         Ok(())
     }
 
+    /// Another handle to the file, so that another thread can force what was appended to disk
+    /// (`sync_data` on it) while this one goes on appending.
+    pub fn try_clone_file(&self) -> Result<File, ScnError> {
+        Ok(self.file.try_clone()?)
+    }
+
     /// Forces everything appended so far to stable storage.
     pub fn sync(&mut self) -> Result<(), ScnError> {
         if self.unsynced {

@@ -1,0 +1,99 @@
+//! Forcing the spool to disk without holding up the agent's connection loop: every
+//! [`SPOOL_FSYNC`] the open segments' files are synced on a thread of their own (an `fsync` can
+//! take long on a busy disk, and the loop that appends also reads the server's acks). A sync
+//! still running when the next is due is not doubled; the shutdown's last sync is inline.
+
+use std::fs::File;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::SPOOL_FSYNC;
+
+/// When the spool was last synced, and the sync still running.
+#[derive(Debug)]
+pub(super) struct Syncer {
+    interval: Duration,
+    last: Instant,
+    running: Option<JoinHandle<()>>,
+}
+
+impl Default for Syncer {
+    fn default() -> Syncer {
+        Syncer::every(SPOOL_FSYNC)
+    }
+}
+
+impl Syncer {
+    /// A syncer that syncs at most every `interval`.
+    pub(super) fn every(interval: Duration) -> Syncer {
+        Syncer {
+            interval,
+            last: Instant::now(),
+            running: None,
+        }
+    }
+
+    /// Syncs the files `files` gives on a thread of their own, when a sync is due and none runs.
+    pub(super) fn tick(&mut self, files: impl FnOnce() -> Vec<File>) {
+        if self.last.elapsed() < self.interval
+            || self.running.as_ref().is_some_and(|t| !t.is_finished())
+        {
+            return;
+        }
+        if let Some(done) = self.running.take() {
+            let _ = done.join();
+        }
+        self.last = Instant::now();
+        let files = files();
+        if files.is_empty() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("capture-spool-sync".into())
+            .spawn(move || {
+                for file in files {
+                    if let Err(error) = file.sync_data() {
+                        tracing::warn!(%error, "syncing the spool failed");
+                    }
+                }
+            });
+        match spawned {
+            Ok(thread) => self.running = Some(thread),
+            Err(error) => tracing::warn!(%error, "no thread to sync the spool"),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_synced_when_due_on_a_thread_of_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = || File::create(dir.path().join("segment.scn")).expect("file");
+        let mut asked = 0;
+        let mut later = Syncer::every(Duration::from_secs(3600));
+        later.tick(|| {
+            asked += 1;
+            vec![file()]
+        });
+        assert_eq!(asked, 0, "not due yet");
+        let mut due = Syncer::every(Duration::ZERO);
+        due.tick(|| {
+            asked += 1;
+            vec![file()]
+        });
+        assert_eq!(asked, 1);
+        assert!(due.running.is_some(), "the sync runs on its own thread");
+        drop(due); // joins it
+    }
+}
