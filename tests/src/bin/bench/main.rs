@@ -9,6 +9,7 @@ mod player;
 mod recorder;
 mod scn;
 mod search;
+mod spool;
 mod stitch;
 mod tray;
 mod webhooks;
@@ -28,7 +29,8 @@ backfill      --recordings (default 10000) from the Webex emulator under a 30 % 
 stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset\n  \
 search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API\n  \
 player        the replay page in Chromium on a 1 h two-monitor interaction: open → playing, seek → playing\n  \
-recorder-load --agents (default 2500) fake agents over TLS streaming real 1080p H.264 at 2 fps to a test-server process for --seconds (default 60)";
+recorder-load --agents (default 2500) fake agents over TLS streaming real 1080p H.264 at 2 fps to a test-server process for --seconds (default 60)\n  \
+spool-replay  the real agent (synthetic 1080p office desktop) cut off mid-call for --seconds (default 300), then reconnected: spool drain time and rate";
 
 /// Flags shared by the benchmarks.
 pub struct Options {
@@ -89,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         "search" => search::run(&options)?,
         "player" => player::run(&options)?,
         "recorder-load" => recorder::run(&options)?,
+        "spool-replay" => spool::run(&options)?,
         _ => bail!("unknown benchmark {name:?}\n{USAGE}"),
     };
     println!("RESULT {result}");
