@@ -36,6 +36,9 @@ use crate::{Options, round};
 const FPS: u64 = 2;
 /// Distinct encoded frames, looped (a keyframe starts each loop).
 const LOOP_FRAMES: usize = 60;
+/// Calls started per second during the measured window on probe agents (connected, idle until
+/// their call rings): each times its Ringing webhook → the agent's `Start`.
+const PROBE_CALLS_PER_S: u64 = 5;
 
 /// Kills the server on drop.
 struct Server(std::process::Child);
@@ -273,6 +276,40 @@ async fn agent(
     Ok(())
 }
 
+/// A probe agent: connects, heartbeats, and reports when its `Start` arrives.
+async fn probe(
+    port: u16,
+    ca: std::path::PathBuf,
+    (id, credential): (AgentId, String),
+    started: tokio::sync::oneshot::Sender<Instant>,
+    until: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<()> {
+    let mut hello = hello(id, &credential);
+    hello.machine = format!("probe-{id}");
+    let (mut socket, _) = FakeAgent::connect(port, &ca, &hello).await?;
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+    let mut started = Some(started);
+    loop {
+        tokio::select! {
+            message = socket.recv(Duration::from_secs(900)) => {
+                if let ServerMessage::Start { .. } = message?
+                    && let Some(started) = started.take()
+                {
+                    let _ = started.send(Instant::now());
+                }
+            }
+            _ = heartbeat.tick() => {
+                socket.send(&AgentMessage::Heartbeat {
+                    recording: vec![],
+                    spool_bytes: 0,
+                    capture_backend: None,
+                }).await?;
+            }
+            () = until.notified() => return Ok(()),
+        }
+    }
+}
+
 /// Runs the benchmark.
 pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
     let seconds = if options.seconds == 0 {
@@ -322,9 +359,12 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_rss_mb = proc_field(pid, "status", "VmRSS:").unwrap_or(0.0) / 1024.0;
 
-        eprintln!("creating {agents} agents");
-        let persons: Vec<Uuid> = (0..agents).map(|_| Uuid::new_v4()).collect();
-        let created: Vec<anyhow::Result<(AgentId, String)>> = futures_util::stream::iter(persons.iter().enumerate())
+        let probes = usize::try_from(seconds * PROBE_CALLS_PER_S)?;
+        eprintln!("creating {agents} agents and {probes} probe agents");
+        let all: Vec<Uuid> = (0..agents + probes).map(|_| Uuid::new_v4()).collect();
+        let persons = &all[..agents];
+        let probe_persons = &all[agents..];
+        let mut created: Vec<anyhow::Result<(AgentId, String)>> = futures_util::stream::iter(all.iter().enumerate())
             .map(|(n, person)| {
                 let (client, base, token) = (client.clone(), base.clone(), token.clone());
                 async move {
@@ -345,6 +385,7 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
             .collect()
             .await;
 
+        let probe_agents = created.split_off(agents);
         eprintln!("connecting {agents} agents");
         let totals = Arc::new(Totals::default());
         let window: Arc<std::sync::OnceLock<(Instant, Instant)>> = Arc::default();
@@ -367,6 +408,19 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
             tokio::time::timeout(Duration::from_secs(120), connected_rx.recv())
                 .await
                 .context("agents connecting")?;
+        }
+
+        // The probes: connected now, rung during the measured window.
+        let probes_done = Arc::new(tokio::sync::Notify::new());
+        let mut probe_started = Vec::with_capacity(probes);
+        let mut probe_tasks = tokio::task::JoinSet::new();
+        for created in probe_agents {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            probe_started.push(rx);
+            let (ca, done) = (ca.clone(), probes_done.clone());
+            let created = created?;
+            probe_tasks.spawn(async move { probe(port, ca, created, tx, done).await });
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
 
         eprintln!("starting {agents} calls");
@@ -405,8 +459,33 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
         let from = Instant::now();
         let cpu_from = cpu_seconds(pid);
         let _ = window.set((from, from + Duration::from_secs(seconds)));
-        eprintln!("{agents} agents streaming; measuring {seconds} s");
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        eprintln!("{agents} agents streaming; measuring {seconds} s, {PROBE_CALLS_PER_S} probe calls/s");
+        // Probe calls ring at a steady rate through the window, each timed to its Start.
+        let mut rung = Vec::with_capacity(probes);
+        for (n, person) in probe_persons.iter().enumerate() {
+            tokio::time::sleep_until((from + Duration::from_millis(n as u64 * 1000 / PROBE_CALLS_PER_S)).into()).await;
+            let mut call = CallScript::new(*person, 1_000_000 + n as u64, Uuid::new_v4(), UtcMicros::now().to_millis());
+            let body = serde_json::to_vec(&call.envelope("alerting", UtcMicros::now().to_millis()))?;
+            let (client, url) = (client.clone(), url.clone());
+            rung.push(Instant::now());
+            tokio::spawn(async move { post_signed(&client, &url, SECRET, &body).await });
+        }
+        tokio::time::sleep_until((from + Duration::from_secs(seconds)).into()).await;
+        let mut commands: Vec<f32> = Vec::with_capacity(probes);
+        let mut commands_missing = 0;
+        for (sent, started) in rung.iter().zip(probe_started) {
+            match tokio::time::timeout(Duration::from_secs(10), started).await {
+                Ok(Ok(at)) => commands.push(at.duration_since(*sent).as_secs_f32() * 1000.0),
+                _ => commands_missing += 1,
+            }
+        }
+        commands.sort_by(f32::total_cmp);
+        probes_done.notify_waiters();
+        while let Some(done) = probe_tasks.join_next().await {
+            if let Ok(Err(error)) = done {
+                eprintln!("probe failed: {error}");
+            }
+        }
         let cpu = (cpu_seconds(pid) - cpu_from) / seconds as f64 * 100.0;
         let rss_mb = proc_field(pid, "status", "VmRSS:").unwrap_or(0.0) / 1024.0;
         let hwm_mb = proc_field(pid, "status", "VmHWM:").unwrap_or(0.0) / 1024.0;
@@ -449,6 +528,13 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
             latencies.last().copied().unwrap_or(f32::NAN),
             latencies.len(),
         );
+        eprintln!(
+            "call start under load: Ringing webhook → Start p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} calls, {commands_missing} without a start)",
+            percentile(&commands, 50.0),
+            percentile(&commands, 99.0),
+            commands.last().copied().unwrap_or(f32::NAN),
+            commands.len()
+        );
         drop(server);
         let per_agent = |v: f64| round(v / agents as f64, 4);
         Ok(json!({
@@ -468,6 +554,11 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
             "server_rss_kb_per_agent": round((rss_mb - idle_rss_mb) * 1024.0 / agents as f64, 1),
             "server_cpu_pct": round(cpu, 1),
             "server_cpu_pct_per_agent": per_agent(cpu),
+            "command_ms_p50": round(percentile(&commands, 50.0), 1),
+            "command_ms_p99": round(percentile(&commands, 99.0), 1),
+            "command_ms_max": round(f64::from(commands.last().copied().unwrap_or(f32::NAN)), 1),
+            "commands_timed": commands.len(),
+            "commands_missing": commands_missing,
         }))
     })
 }
