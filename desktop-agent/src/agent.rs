@@ -106,6 +106,8 @@ pub struct Status {
     pub spool_bytes: u64,
     /// Frames the spool dropped (its quota reached while the recorder was out of reach).
     pub spool_dropped: u64,
+    /// The frame-rate cap the recorder set while it is overloaded, if any.
+    pub fps_cap: Option<f32>,
     /// Best clock offset to the server, µs (server = agent + offset).
     pub clock_offset_us: Option<i64>,
     /// When the last contact started recording (Unix ms).
@@ -633,6 +635,8 @@ impl Agent {
                 state.fps_cap =
                     (settings.fps_max < state.settings.fps_max).then_some(settings.fps_max);
                 tracing::info!(fps_cap = ?state.fps_cap, "the recorder changed the frame-rate cap");
+                let cap = state.fps_cap;
+                self.status(|s| s.fps_cap = cap);
                 for r in state.recordings.values().flatten() {
                     r.pipeline.controls.cap_fps(state.fps_cap);
                 }

@@ -432,7 +432,7 @@ pub async fn run_with(
     tasks.spawn(recorder::load::shed(
         buffer.clone(),
         connections.clone(),
-        stream_settings.clone(),
+        (stream_settings.clone(), settings.shed_above),
         cancel.clone(),
     ));
     let recorder = recorder::Recorder {

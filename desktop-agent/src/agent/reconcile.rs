@@ -12,6 +12,7 @@ impl Agent {
     pub(super) fn welcomed(&self, welcome: Welcome, state: &mut State) -> Result<(), SpoolError> {
         state.settings = welcome.settings;
         state.fps_cap = None;
+        self.status(|s| s.fps_cap = None);
         for r in state.recordings.values().flatten() {
             r.pipeline.controls.cap_fps(None);
         }

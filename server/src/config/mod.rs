@@ -200,6 +200,10 @@ pub struct RecorderConfig {
     /// (each with a named gap, counted in `capture_recorder_contacts_refused`) while the open
     /// ones go on; 0 refuses only when writes fail.
     pub min_free_mb: u64,
+    /// Frame-to-disk time (ms, the 99th percentile of a 5 s window) past which every agent is
+    /// asked for half its frame rate (never below `fps_min`); six calm windows lift it again
+    /// (0–60000; 0 sheds whenever frames arrive).
+    pub shed_above_ms: u64,
 }
 
 impl Default for RecorderConfig {
@@ -207,6 +211,7 @@ impl Default for RecorderConfig {
         RecorderConfig {
             offline_wait_s: 8 * 3600,
             min_free_mb: 1024,
+            shed_above_ms: 500,
         }
     }
 }

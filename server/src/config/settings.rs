@@ -120,6 +120,8 @@ pub struct Settings {
     pub offline_wait: Duration,
     /// Free bytes the call buffer's disk keeps; below it new contacts are refused.
     pub min_free_bytes: u64,
+    /// Frame-to-disk p99 past which agents are asked for fewer frames.
+    pub shed_above: Duration,
     /// Replay.
     pub replay: ReplaySettings,
 }
@@ -433,6 +435,12 @@ impl Settings {
             0..=1 << 20,
         )?;
         let min_free_bytes = config.recorder.min_free_mb << 20;
+        range_check(
+            "recorder.shed_above_ms",
+            config.recorder.shed_above_ms,
+            0..=60_000,
+        )?;
+        let shed_above = Duration::from_millis(config.recorder.shed_above_ms);
         let ingestion = &config.ingestion;
         range_check(
             "ingestion.stitch_attempts",
@@ -508,6 +516,7 @@ impl Settings {
             ingestion,
             offline_wait,
             min_free_bytes,
+            shed_above,
             listen: config.listen,
             data_dir: config.data_dir,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_s),

@@ -15,7 +15,8 @@ use crate::metrics::Metrics;
 
 /// How often the window is judged.
 pub const WINDOW: Duration = Duration::from_secs(5);
-/// A window whose 99th-percentile frame-to-disk time exceeds this lowers the cap.
+/// A window whose 99th-percentile frame-to-disk time exceeds this lowers the cap (the default
+/// of `recorder.shed_above_ms`).
 pub const SHED_ABOVE: Duration = Duration::from_millis(500);
 /// A window is calm when its 99th percentile stays under this.
 pub const CALM_BELOW: Duration = Duration::from_millis(100);
@@ -30,17 +31,17 @@ pub fn next_cap(
     cap: Option<f32>,
     p99: Option<Duration>,
     calm: u32,
-    settings: &StreamSettings,
+    (settings, shed_above): (&StreamSettings, Duration),
 ) -> (Option<f32>, u32) {
     let Some(p99) = p99 else {
         // No frames: nothing to judge; a quiet recorder counts as calm.
         return raise(cap, calm + 1, settings);
     };
-    if p99 > SHED_ABOVE {
+    if p99 > shed_above {
         let current = cap.unwrap_or(settings.fps_max);
         return (Some((current / 2.0).max(settings.fps_min)), 0);
     }
-    if p99 < CALM_BELOW {
+    if p99 < CALM_BELOW.min(shed_above) {
         return raise(cap, calm + 1, settings);
     }
     (cap, 0)
@@ -58,6 +59,7 @@ fn raise(cap: Option<f32>, calm: u32, settings: &StreamSettings) -> (Option<f32>
 
 #[derive(Debug, Default)]
 struct Window {
+    /// Frame-to-disk times, µs.
     samples: Vec<u32>,
     cap: Option<f32>,
     calm: u32,
@@ -81,17 +83,17 @@ impl Load {
         if let Some(metrics) = self.metrics.get() {
             metrics.frame_to_disk.observe(latency.as_secs_f64());
         }
-        let millis = latency.as_millis().min(u128::from(u32::MAX)) as u32;
+        let micros = latency.as_micros().min(u128::from(u32::MAX)) as u32;
         let mut window = self
             .window
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if window.samples.len() < MAX_SAMPLES {
-            window.samples.push(millis);
+            window.samples.push(micros);
         } else {
             // A full window keeps a random sample of its frames.
             let at = fastrand::usize(..MAX_SAMPLES);
-            window.samples[at] = millis;
+            window.samples[at] = micros;
         }
     }
 
@@ -103,8 +105,8 @@ impl Load {
             .cap
     }
 
-    /// Ends a window: judges it and returns the new cap when it changed.
-    pub fn judge(&self, settings: &StreamSettings) -> Option<Option<f32>> {
+    /// Ends a window: judges it against `shed_above` and returns the new cap when it changed.
+    pub fn judge(&self, settings: &StreamSettings, shed_above: Duration) -> Option<Option<f32>> {
         let mut window = self
             .window
             .lock()
@@ -113,9 +115,9 @@ impl Load {
         let p99 = (!samples.is_empty()).then(|| {
             let rank = (samples.len() * 99).div_ceil(100).saturating_sub(1);
             let (_, value, _) = samples.select_nth_unstable(rank);
-            Duration::from_millis(u64::from(*value))
+            Duration::from_micros(u64::from(*value))
         });
-        let (cap, calm) = next_cap(window.cap, p99, window.calm, settings);
+        let (cap, calm) = next_cap(window.cap, p99, window.calm, (settings, shed_above));
         window.calm = calm;
         let changed = cap != window.cap;
         window.cap = cap;
@@ -143,7 +145,7 @@ impl Load {
 pub async fn shed(
     buffer: Arc<CallBuffer>,
     connections: Arc<Connections>,
-    settings: StreamSettings,
+    (settings, shed_above): (StreamSettings, Duration),
     cancel: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(WINDOW);
@@ -153,7 +155,7 @@ pub async fn shed(
             _ = tick.tick() => {}
             () = cancel.cancelled() => return,
         }
-        if let Some(cap) = buffer.load().judge(&settings) {
+        if let Some(cap) = buffer.load().judge(&settings, shed_above) {
             let message = ServerMessage::Settings(Load::settings(&settings, cap));
             for (agent, _) in connections.snapshot() {
                 connections.send(agent, message.clone());
@@ -173,28 +175,31 @@ mod tests {
     #[test]
     fn a_slow_window_halves_the_cap_down_to_fps_min_and_calm_raises_it_back() {
         let settings = StreamSettings::default(); // 1–5 fps
-        let (cap, calm) = next_cap(None, ms(800), 3, &settings);
+        let (cap, calm) = next_cap(None, ms(800), 3, (&settings, SHED_ABOVE));
         assert_eq!((cap, calm), (Some(2.5), 0));
-        let (cap, _) = next_cap(cap, ms(900), 0, &settings);
+        let (cap, _) = next_cap(cap, ms(900), 0, (&settings, SHED_ABOVE));
         assert_eq!(cap, Some(1.25));
-        let (cap, _) = next_cap(cap, ms(900), 0, &settings);
+        let (cap, _) = next_cap(cap, ms(900), 0, (&settings, SHED_ABOVE));
         assert_eq!(cap, Some(1.0), "never below fps_min");
         // In between: neither slow nor calm holds the cap and restarts the calm count.
-        assert_eq!(next_cap(cap, ms(300), 4, &settings), (Some(1.0), 0));
+        assert_eq!(
+            next_cap(cap, ms(300), 4, (&settings, SHED_ABOVE)),
+            (Some(1.0), 0)
+        );
         // Calm windows: one step up after CALM_WINDOWS of them, uncapped past fps_max.
         let mut state = (cap, 0);
         for _ in 0..CALM_WINDOWS - 1 {
-            state = next_cap(state.0, ms(20), state.1, &settings);
+            state = next_cap(state.0, ms(20), state.1, (&settings, SHED_ABOVE));
             assert_eq!(state.0, Some(1.0));
         }
-        state = next_cap(state.0, ms(20), state.1, &settings);
+        state = next_cap(state.0, ms(20), state.1, (&settings, SHED_ABOVE));
         assert_eq!(state, (Some(2.0), 0));
         for _ in 0..CALM_WINDOWS {
-            state = next_cap(state.0, None, state.1, &settings);
+            state = next_cap(state.0, None, state.1, (&settings, SHED_ABOVE));
         }
         assert_eq!(state.0, Some(4.0), "a quiet recorder is calm");
         for _ in 0..CALM_WINDOWS {
-            state = next_cap(state.0, ms(10), state.1, &settings);
+            state = next_cap(state.0, ms(10), state.1, (&settings, SHED_ABOVE));
         }
         assert_eq!(state.0, None, "back to the configured fps_max");
     }
@@ -208,12 +213,20 @@ mod tests {
         }
         load.record(Duration::from_millis(900));
         load.record(Duration::from_millis(900));
-        assert_eq!(load.judge(&settings), Some(Some(2.5)), "2 % slow: p99 slow");
+        assert_eq!(
+            load.judge(&settings, SHED_ABOVE),
+            Some(Some(2.5)),
+            "2 % slow: p99 slow"
+        );
         for _ in 0..100 {
             load.record(Duration::from_millis(10));
         }
         load.record(Duration::from_millis(900));
-        assert_eq!(load.judge(&settings), None, "1 % slow of 101: p99 fast");
+        assert_eq!(
+            load.judge(&settings, SHED_ABOVE),
+            None,
+            "1 % slow of 101: p99 fast"
+        );
         assert_eq!(load.cap(), Some(2.5));
     }
 }
