@@ -343,6 +343,12 @@ impl Spool {
 
     /// Appends one encoded frame (the next sequence of its stream).
     pub fn append(&mut self, frame: &SpoolFrame<'_>) -> Result<Appended, SpoolError> {
+        if let Some(source) = self.syncer.take_failure() {
+            return Err(SpoolError::Io {
+                path: self.dir.clone(),
+                source,
+            });
+        }
         let record_bytes = frame.data.len() as u64 + 64;
         if !self.make_room(frame.contact, record_bytes)? {
             return Ok(self.drop_frame(frame));

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use capture_shared::ids::{ContactId, MonitorId};
-use capture_shared::protocol::{AgentMessage, MAX_POINTER_SAMPLES, MonitorInfo, PointerSample};
+use capture_shared::protocol::{
+    AgentMessage, MAX_MONITORS, MAX_POINTER_SAMPLES, MAX_STREAMS, MonitorInfo, PointerSample,
+};
 use capture_shared::time::AgentMicros;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,6 +16,14 @@ use tokio_util::sync::CancellationToken;
 use super::{Agent, POINTER_INTERVAL, State, control};
 use crate::capture::{LAYOUT_POLL, locate};
 use crate::pipeline::Pipeline;
+
+/// Streams one contact may have: the recorder's limit, less a layout's worth of monitors so
+/// that the streams a spool reports never pass it either.
+pub const MAX_STREAMS_PER_CONTACT: usize = MAX_STREAMS - MAX_MONITORS;
+
+/// Why a monitor connected during a contact is not recorded.
+pub const GAP_TOO_MANY_STREAMS: &str =
+    "screen not captured: the monitors changed too often during this contact";
 
 /// One monitor's pipeline of a recorded contact.
 #[derive(Debug)]
@@ -90,7 +100,20 @@ impl Agent {
         let contacts: Vec<ContactId> = state.recordings.keys().copied().collect();
         for contact in contacts {
             let mut started = Vec::new();
-            for monitor in &change.started {
+            let streams = state.recordings.get(&contact).map_or(0, Vec::len);
+            for (n, monitor) in change.started.iter().enumerate() {
+                if streams + n >= MAX_STREAMS_PER_CONTACT {
+                    // The recorder takes at most MAX_STREAMS streams of a contact.
+                    tracing::warn!(%contact, %monitor, "too many monitor changes in this contact: the new monitor is not recorded");
+                    messages.push(AgentMessage::CaptureGap {
+                        contact,
+                        monitor: *monitor,
+                        from: now,
+                        to: now,
+                        reason: GAP_TOO_MANY_STREAMS.into(),
+                    });
+                    continue;
+                }
                 match self.start_pipeline(contact, *monitor, state) {
                     Ok(running) => started.push(running),
                     Err(error) => {
@@ -200,6 +223,19 @@ pub(super) fn spawn_pointer_reader(
     }
 }
 
+/// The monitors now; none when the platform says there is no display (every monitor
+/// unplugged), `None` when they cannot be listed for another reason.
+fn listing(source: &dyn crate::capture::ScreenSource) -> Option<Vec<MonitorInfo>> {
+    match source.monitors() {
+        Ok(listed) => Some(listed),
+        Err(crate::capture::CaptureError::NoDisplay(_)) => Some(Vec::new()),
+        Err(error) => {
+            tracing::debug!(%error, "the monitors cannot be listed");
+            None
+        }
+    }
+}
+
 /// Watches the monitor layout on its own thread (platform calls block): every [`LAYOUT_POLL`]
 /// the source's watch is asked, and when it says the layout may have changed the monitors are
 /// listed again and sent if they differ from the last listing.
@@ -220,15 +256,21 @@ pub(super) fn spawn_layout_watch(
                 if !watch.changed() {
                     continue;
                 }
-                match source.monitors() {
-                    Ok(listed) if listed != last => {
-                        last.clone_from(&listed);
-                        if output.blocking_send(listed).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::debug!(%error, "the monitors cannot be listed"),
+                let Some(listed) = listing(source.as_ref()) else {
+                    continue;
+                };
+                if listed == last {
+                    continue;
+                }
+                // A layout settles before it counts (a dock brings its monitors up one by one; a
+                // flapping link comes and goes): the same listing twice, one poll apart.
+                std::thread::sleep(LAYOUT_POLL);
+                if listing(source.as_ref()).as_ref() != Some(&listed) {
+                    continue;
+                }
+                last.clone_from(&listed);
+                if output.blocking_send(listed).is_err() {
+                    return;
                 }
             }
         });

@@ -135,14 +135,6 @@ impl Layout {
     }
 }
 
-/// The sentence the timeline shows when a stream starts after its contact did.
-pub fn started_reason(monitor: &MonitorInfo) -> String {
-    format!(
-        "monitor {} connected ({}×{})",
-        monitor.id, monitor.width, monitor.height
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,10 +167,10 @@ impl MonitorWatch {
 impl super::super::LayoutWatch for MonitorWatch {
     fn changed(&mut self) -> bool {
         match self.list() {
+            // The first listing too: the agent listed the monitors before this watch began.
             Some(list) if self.last.as_ref() != Some(&list) => {
-                let first = self.last.is_none();
                 self.last = Some(list);
-                !first
+                true
             }
             Some(_) => false,
             // No answer: let the agent list the monitors itself (it reports what fails).

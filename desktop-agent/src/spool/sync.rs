@@ -4,6 +4,7 @@
 //! still running when the next is due is not doubled; the shutdown's last sync is inline.
 
 use std::fs::File;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,9 @@ pub(super) struct Syncer {
     interval: Duration,
     last: Instant,
     running: Option<JoinHandle<()>>,
+    /// A sync that failed: on Linux the pages it could not write may be gone, so the spool's
+    /// next append reports it, as a failed write would.
+    failed: Arc<Mutex<Option<std::io::Error>>>,
 }
 
 impl Default for Syncer {
@@ -30,6 +34,7 @@ impl Syncer {
             interval,
             last: Instant::now(),
             running: None,
+            failed: Arc::default(),
         }
     }
 
@@ -48,12 +53,16 @@ impl Syncer {
         if files.is_empty() {
             return;
         }
+        let failed = self.failed.clone();
         let spawned = std::thread::Builder::new()
             .name("capture-spool-sync".into())
             .spawn(move || {
                 for file in files {
                     if let Err(error) = file.sync_data() {
-                        tracing::warn!(%error, "syncing the spool failed");
+                        tracing::error!(%error, "syncing the spool failed");
+                        if let Ok(mut failed) = failed.lock() {
+                            failed.get_or_insert(error);
+                        }
                     }
                 }
             });
@@ -61,6 +70,13 @@ impl Syncer {
             Ok(thread) => self.running = Some(thread),
             Err(error) => tracing::warn!(%error, "no thread to sync the spool"),
         }
+    }
+}
+
+impl Syncer {
+    /// The error of a sync that failed since the last call, if any.
+    pub(super) fn take_failure(&self) -> Option<std::io::Error> {
+        self.failed.lock().ok()?.take()
     }
 }
 

@@ -16,16 +16,30 @@ use crate::store::{Archived, NewVersion};
 /// The audio grid the old timeline moves on (µs).
 const GRID_US: i64 = 20_000;
 
+/// Longest timeline a re-stitch writes: a recording placed days away from its interaction is
+/// a wrong timestamp, not a call.
+const MAX_TIMELINE_MS: i64 = 24 * 3600 * 1000;
+
+/// Re-stitches started per ingestion round.
+const PER_ROUND: usize = 4;
+
+/// Interactions looked at per round (those waiting out a failure's backoff are skipped).
+const LOOKED_AT: i64 = 256;
+
 impl Ingestion {
     /// Re-stitches archived interactions whose late recordings have settled.
     pub(super) async fn restitch_late(&self) -> Result<(), IngestError> {
         let now = self.clock.now_ms();
         let settled = now - self.settings.settle.as_millis() as i64;
+        let mut started = 0;
         for id in self
             .store
-            .interactions_with_late_recordings(settled)
+            .interactions_with_late_recordings(settled, LOOKED_AT)
             .await?
         {
+            if started == PER_ROUND {
+                break;
+            }
             let due = self
                 .late_failures
                 .lock()
@@ -38,6 +52,7 @@ impl Ingestion {
             if !due {
                 continue;
             }
+            started += 1;
             let outcome = self.restitch(&id).await;
             let Ok(mut failures) = self.late_failures.lock() else {
                 continue;
@@ -85,6 +100,12 @@ impl Ingestion {
         // The old timeline moves by whole audio slots, so that its packets keep their grid.
         let shift_us = ((old.timeline_start_ms - start) * 1000 + GRID_US / 2) / GRID_US * GRID_US;
         let start_ms = old.timeline_start_ms - shift_us / 1000;
+        if end - start_ms > MAX_TIMELINE_MS {
+            return Err(IngestError::Task(format!(
+                "the late recordings would make a timeline of {} h: their times are wrong",
+                (end - start_ms) / 3_600_000
+            )));
+        }
         let duration_us = (end - start_ms).max(1) * 1000;
         let pieces = inputs
             .audio
@@ -143,12 +164,24 @@ impl Ingestion {
             Some("screen and audio") if restitched.audio_packets > 0 => Some("screen".to_owned()),
             other => other.map(str::to_owned),
         };
+        // The late recordings' own metadata, as the first version's metadata.json has the others'.
+        let metadata = serde_json::to_vec_pretty(&json!({
+            "interaction": id,
+            "version": version,
+            "call_session_id": inputs.call_session_id,
+            "recordings": inputs.audio,
+        }))
+        .unwrap_or_default();
+        let metadata_key = format!("{prefix}/metadata-v{version}.json");
+        let metadata_sha = self.archive.put_bytes(&metadata_key, metadata).await?;
+        self.archive.verify(&metadata_key, &metadata_sha).await?;
         let manifest = serde_json::to_vec_pretty(&json!({
             "interaction": id,
             "version": version,
             "file": { "key": key, "sha256": sha256, "bytes": bytes, "format": "fragmented MP4" },
             "replaces": { "version": old.version, "key": old.key, "sha256": old.sha256 },
             "recordings_added": added,
+            "metadata": { "key": metadata_key, "sha256": metadata_sha },
             "timeline_start_utc_ms": start_ms,
             "old_timeline_moved_ms": shift_ms,
             "tracks": tracks,
@@ -187,14 +220,17 @@ impl Ingestion {
             .interaction_restitched(id, &archived, &change, self.clock.now_ms())
             .await?;
         if recorded {
-            // The new version is verified and recorded: the old file goes.
-            self.archive.delete(&old.key).await?;
+            // The new version is verified and recorded: the buffer's copies and the old file go.
             self.clear(&inputs, &[], &out).await;
+            if let Err(error) = self.archive.delete(&old.key).await {
+                tracing::warn!(interaction = id, key = old.key, %error, "the replaced version was not deleted from the archive");
+            }
             tracing::info!(interaction = id, version, recordings = ?added, added_packets = restitched.added_packets, "late recording stitched in");
         } else {
             // Deleted or re-stitched meanwhile: this version is nobody's.
             self.archive.delete(&key).await?;
             self.archive.delete(&manifest_key).await?;
+            self.archive.delete(&metadata_key).await?;
             let _ = tokio::fs::remove_file(&out).await;
         }
         Ok(())

@@ -145,17 +145,24 @@ pub fn scan(scn: &Path) -> Result<ScnFacts, StitchError> {
             Record::Video {
                 monitor,
                 captured,
-                keyframe: true,
+                keyframe,
                 ..
             } => {
-                if !facts.monitors.contains(&monitor) {
-                    facts.monitors.push(monitor);
+                // A frame captured after its stream's end: the stream went on (an agent that
+                // restarted numbers its monitors afresh), so that end no longer holds.
+                facts
+                    .ends
+                    .retain(|e| e.monitor != monitor || e.captured_us >= captured.0);
+                if keyframe {
+                    if !facts.monitors.contains(&monitor) {
+                        facts.monitors.push(monitor);
+                    }
+                    facts.first_video_us = Some(
+                        facts
+                            .first_video_us
+                            .map_or(captured.0, |f| f.min(captured.0)),
+                    );
                 }
-                facts.first_video_us = Some(
-                    facts
-                        .first_video_us
-                        .map_or(captured.0, |f| f.min(captured.0)),
-                );
             }
             Record::StreamEnd {
                 monitor,

@@ -141,18 +141,23 @@ pub struct NewVersion {
 
 impl Store {
     /// Archived interactions with recordings that arrived after they were stitched (stored and
-    /// transcoded, not yet in the archive), the newest of them stored before `settled_before_ms`.
+    /// transcoded, not yet in the archive), the newest of them stored before `settled_before_ms`,
+    /// oldest first, at most `limit`. Interactions archived before their timeline was recorded
+    /// (migration 0007) are not among them: their file's timeline is not known.
     pub async fn interactions_with_late_recordings(
         &self,
         settled_before_ms: i64,
+        limit: i64,
     ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT i.id FROM interactions i JOIN recordings r ON r.interaction_id = i.id
              WHERE i.state = 'archived' AND r.state = 'stored' AND r.cleared_ms IS NULL
                AND r.opus_path IS NOT NULL
-             GROUP BY i.id HAVING MAX(r.stored_ms) < ? ORDER BY MIN(r.stored_ms) LIMIT 16",
+               AND i.timeline_start_ms IS NOT NULL AND i.timeline_ms IS NOT NULL
+             GROUP BY i.id HAVING MAX(r.stored_ms) < ? ORDER BY MIN(r.stored_ms) LIMIT ?",
         )
         .bind(settled_before_ms)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()

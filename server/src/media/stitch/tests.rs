@@ -248,6 +248,31 @@ fn a_monitor_removed_during_the_contact_ends_its_track_there() {
             reason: "monitor 1 was disconnected".into()
         }]
     );
+    // A frame of the same monitor captured after the end (an agent restarted with its old
+    // numbering): the stream went on, the end no longer holds.
+    let later = dir.path().join("later.scn");
+    std::fs::copy(&scn, &later).expect("copy");
+    {
+        let (mut writer, _) = ScnWriter::open_append(&later, FsyncPolicy::Never).expect("reopen");
+        let last = facts.first_video_us.unwrap_or(0);
+        let mut encoder = Encoder::with_api_config(
+            OpenH264API::from_source(),
+            openh264::encoder::EncoderConfig::new(),
+        )
+        .expect("encoder");
+        let yuv = YUVBuffer::new(160, 96);
+        let data = encoder.encode(&yuv).expect("encode").to_vec();
+        writer
+            .append(&Record::Video {
+                monitor: MonitorId(1),
+                sequence: 20,
+                captured: AgentMicros(last + 3_000_000),
+                keyframe: true,
+                data,
+            })
+            .expect("video");
+    }
+    assert_eq!(scan(&later).expect("scan").ends, vec![]);
     let offset_us = 1_000_000 - 5_000_000;
     let plan = Plan {
         duration_us: 10_000_000,
