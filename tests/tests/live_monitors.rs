@@ -2,7 +2,7 @@
 //! `xrandr --setmonitor` / `--delmonitor` send), the real agent capturing the screen through
 //! scrap, the real server. The agent is not restarted: the new monitor's stream starts while the
 //! contact records, ends when the monitor goes, and the stitched file has its track for exactly
-//! that time (to the agent's half-second look at the layout and its first frame).
+//! that time (to the agent's look at the layout: every 500 ms, a change taken once seen twice).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -262,14 +262,15 @@ async fn a_monitor_plugged_in_and_out_during_a_contact_has_its_track_while_it_ex
     eprintln!(
         "monitor 1: added at {added:.3} s, first frame at {first:.3} s; removed at {removed:.3} s, track ends at {last:.3} s"
     );
-    // The agent looks at the layout every 500 ms; the first frame follows within a frame
-    // interval and an encode. The clocks of agent and server are one machine's here.
+    // The agent looks at the layout every 500 ms and takes a change once it has seen it twice;
+    // the first frame follows within a frame interval and an encode. The clocks of agent and
+    // server are one machine's here.
     assert!(
-        first >= added - 0.05 && first <= added + 1.5,
+        first >= added - 0.05 && first <= added + 2.0,
         "monitor 1's track starts at {first:.3} s; the monitor was added at {added:.3} s"
     );
     assert!(
-        last >= removed - 0.05 && last <= removed + 1.0,
+        last >= removed - 0.05 && last <= removed + 1.5,
         "monitor 1's track ends at {last:.3} s; the monitor was removed at {removed:.3} s"
     );
     let (_, whole) = track_span(&file, 0)?;
@@ -287,8 +288,8 @@ async fn a_monitor_plugged_in_and_out_during_a_contact_has_its_track_while_it_ex
     let from = second["from_offset_ms"].as_i64().unwrap_or_default();
     let to = second["to_offset_ms"].as_i64().unwrap_or_default();
     assert!(
-        (from - (added_ms - start_ms)).abs() < 1_500
-            && (to - (removed_ms - start_ms)).abs() < 1_000,
+        (from - (added_ms - start_ms)).abs() < 2_000
+            && (to - (removed_ms - start_ms)).abs() < 1_500,
         "{second}"
     );
 
