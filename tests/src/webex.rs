@@ -113,3 +113,18 @@ pub async fn post_call_state(
         .error_for_status()?;
     Ok(())
 }
+
+/// A call to `person` (call number `n`) that rings at `now` (UTC ms) and is answered 500 ms
+/// later, posted to `server`; the script goes on with the call's later states
+/// (`post_call_state`).
+pub async fn answered_call(
+    server: &crate::server::TestServer,
+    person: Uuid,
+    n: u64,
+    now: i64,
+) -> anyhow::Result<CallScript> {
+    let mut call = CallScript::new(person, n, Uuid::new_v4(), UtcMillis(now));
+    post_call_state(server, &mut call, "alerting", now).await?;
+    post_call_state(server, &mut call, "connected", now + 500).await?;
+    Ok(call)
+}

@@ -13,10 +13,10 @@ use capture_agent::clock::AgentClock;
 use capture_agent::connection::Endpoint;
 use capture_shared::ids::{ContactId, MonitorId};
 use capture_shared::scn::{Record, recover};
-use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_shared::time::UtcMicros;
 use capture_tests::process::wait_until;
 use capture_tests::server::TestServer;
-use capture_tests::webex::{CallScript, SECRET, post_signed};
+use capture_tests::webex::{answered_call, post_call_state};
 use capture_tests::xvfb::{Painter, Xvfb, randr};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -106,14 +106,7 @@ async fn a_monitor_plugged_in_and_out_during_a_contact_has_its_track_while_it_ex
     .await?;
 
     // A call: the agent records its one monitor.
-    let now = UtcMicros::now().to_millis().0;
-    let mut call = CallScript::new(person, 1, Uuid::new_v4(), UtcMillis(now));
-    let url = format!("{}/webhooks/webex", server.base_url());
-    let client = server.client()?;
-    for (state, at) in [("alerting", now), ("connected", now + 500)] {
-        let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
-        post_signed(&client, &url, SECRET, &body).await?;
-    }
+    let mut call = answered_call(&server, person, 1, UtcMicros::now().to_millis().0).await?;
     let contact = wait_until("recording", Duration::from_secs(30), async || {
         let agent = agent_state().await?;
         let recording = &agent["recording"][0];
@@ -177,8 +170,7 @@ async fn a_monitor_plugged_in_and_out_during_a_contact_has_its_track_while_it_ex
     tokio::time::sleep(Duration::from_secs(3)).await;
     painter.text(40, 200, "call ends")?;
     let end = UtcMicros::now().to_millis().0;
-    let body = serde_json::to_vec(&call.envelope("disconnected", UtcMillis(end)))?;
-    post_signed(&client, &url, SECRET, &body).await?;
+    post_call_state(&server, &mut call, "disconnected", end).await?;
 
     // The SCN file: monitor 0 all along; monitor 1 from its start, ended with its reason.
     let path = server

@@ -6,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_shared::time::UtcMicros;
 use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::process::wait_until;
 use capture_tests::server::TestServer;
-use capture_tests::webex::{CallScript, SECRET, post_signed};
-use uuid::Uuid;
+use capture_tests::webex::{answered_call, post_call_state};
 
 fn fps_cap(metrics: &str) -> Option<f64> {
     metrics
@@ -33,16 +32,7 @@ async fn an_overloaded_recorder_slows_its_agents_down_to_fps_min() -> anyhow::Re
     anyhow::ensure!(desktop.status().connected, "the agent did not connect");
     assert_eq!(desktop.status().fps_cap, None);
 
-    let client = server.client()?;
-    let url = format!("{}/webhooks/webex", server.base_url());
-    let now = UtcMicros::now().to_millis().0;
-    let mut call = CallScript::new(person, 1, Uuid::new_v4(), UtcMillis(now));
-    for (state, at) in [("alerting", now), ("connected", now + 500)] {
-        let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
-        post_signed(&client, &url, SECRET, &body)
-            .await?
-            .error_for_status()?;
-    }
+    let mut call = answered_call(&server, person, 1, UtcMicros::now().to_millis().0).await?;
 
     // 5 fps → 2.5 → 1.25 → 1 (fps_min), one 5 s window each.
     wait_until("the cap at fps_min", Duration::from_secs(40), async || {
@@ -64,8 +54,7 @@ async fn an_overloaded_recorder_slows_its_agents_down_to_fps_min() -> anyhow::Re
     let status = desktop.all_acknowledged().await?;
     assert_eq!(status.spool_dropped, 0);
     let end = UtcMicros::now().to_millis().0;
-    let body = serde_json::to_vec(&call.envelope("disconnected", UtcMillis(end)))?;
-    post_signed(&client, &url, SECRET, &body).await?;
+    post_call_state(&server, &mut call, "disconnected", end).await?;
     desktop.stop().await;
     server.stop().await
 }

@@ -8,12 +8,11 @@
 use std::time::{Duration, Instant};
 
 use capture_shared::scn::{Record, recover};
-use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_shared::time::UtcMicros;
 use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::netcut::Relay;
 use capture_tests::server::TestServer;
-use capture_tests::webex::{CallScript, SECRET, post_signed};
-use uuid::Uuid;
+use capture_tests::webex::{answered_call, post_call_state};
 
 /// How long the network stays cut.
 const OUTAGE: Duration = Duration::from_secs(300);
@@ -31,16 +30,7 @@ async fn an_agent_cut_off_for_five_minutes_loses_no_frame() -> anyhow::Result<()
         SyntheticDesktop::start(&through_relay, &server.ca_file(), enrolled, "pc-net").await?;
     anyhow::ensure!(desktop.status().connected, "the agent did not connect");
 
-    let client = server.client()?;
-    let url = format!("{}/webhooks/webex", server.base_url());
-    let now = UtcMicros::now().to_millis().0;
-    let mut call = CallScript::new(person, 1, Uuid::new_v4(), UtcMillis(now));
-    for (state, at) in [("alerting", now), ("connected", now + 500)] {
-        let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
-        post_signed(&client, &url, SECRET, &body)
-            .await?
-            .error_for_status()?;
-    }
+    let mut call = answered_call(&server, person, 1, UtcMicros::now().to_millis().0).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let contact = loop {
         let agents = server.api_get("/api/v1/agents").await?;
@@ -62,10 +52,7 @@ async fn an_agent_cut_off_for_five_minutes_loses_no_frame() -> anyhow::Result<()
     relay.cut();
     tokio::time::sleep(CALL_ENDS_AFTER).await;
     let ended = UtcMicros::now().to_millis().0;
-    let body = serde_json::to_vec(&call.envelope("disconnected", UtcMillis(ended)))?;
-    post_signed(&client, &url, SECRET, &body)
-        .await?
-        .error_for_status()?;
+    post_call_state(&server, &mut call, "disconnected", ended).await?;
     tokio::time::sleep(OUTAGE.saturating_sub(cut.elapsed())).await;
     let offline = desktop.status();
     assert!(!offline.connected, "the agent noticed the cut");
@@ -191,20 +178,9 @@ async fn a_call_the_agent_never_heard_of_is_a_named_gap() -> anyhow::Result<()> 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let client = server.client()?;
-    let url = format!("{}/webhooks/webex", server.base_url());
     let now = UtcMicros::now().to_millis().0;
-    let mut call = CallScript::new(person, 7, Uuid::new_v4(), UtcMillis(now));
-    for (state, at) in [
-        ("alerting", now),
-        ("connected", now + 500),
-        ("disconnected", now + 5_000),
-    ] {
-        let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
-        post_signed(&client, &url, SECRET, &body)
-            .await?
-            .error_for_status()?;
-    }
+    let mut call = answered_call(&server, person, 7, now).await?;
+    post_call_state(&server, &mut call, "disconnected", now + 5_000).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let contact = loop {
         let contacts = server.api_get("/api/v1/contacts?limit=10").await?;

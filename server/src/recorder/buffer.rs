@@ -25,11 +25,13 @@ use capture_shared::ids::{AgentId, ContactId, MonitorId};
 use capture_shared::protocol::{
     ClockSample, FrameHeader, MAX_STREAMS, MonitorInfo, PointerSample, StreamTotal, VideoCodec,
 };
-use capture_shared::scn::{ClockAnchor, Record, ScnHeader, ScnReader};
+use capture_shared::scn::{ClockAnchor, Record, ScnHeader};
 use capture_shared::time::{AgentMicros, UtcMicros, UtcMillis};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
+
+mod scan;
 
 use super::disk::DiskHealth;
 use super::load::Load;
@@ -37,6 +39,7 @@ use super::writer::{FileWriter, Op, Origin};
 use crate::clock::Clock;
 use crate::integration::link::AgentLink;
 use crate::store::{ScnFileEntry, ScnState, Store, StoreError};
+use scan::scan_streams;
 
 /// The buffer directory inside the data directory.
 pub const BUFFER_DIR: &str = "buffer";
@@ -778,39 +781,4 @@ impl CallBuffer {
         self.tasks.close();
         self.tasks.wait().await;
     }
-}
-
-/// Reads a file's stream state: for each monitor, the sequence after its last frame, and its
-/// last parameters; and the frames it holds. A file that ended cleanly is refused (not open).
-fn scan_streams(path: &std::path::Path) -> std::io::Result<(BTreeMap<MonitorId, Stream>, u64)> {
-    let mut reader = ScnReader::open(path).map_err(std::io::Error::other)?;
-    let mut streams: BTreeMap<MonitorId, Stream> = BTreeMap::new();
-    let mut frames = 0;
-    while let Some(record) = reader.next_record()? {
-        match record {
-            Record::StreamParams {
-                monitor,
-                width,
-                height,
-                ..
-            } => {
-                let stream = streams.entry(monitor).or_default();
-                stream.params = Some((width, height));
-                stream.decodable = false;
-            }
-            Record::Video {
-                monitor, sequence, ..
-            } => {
-                let stream = streams.entry(monitor).or_default();
-                stream.next = sequence + 1;
-                stream.decodable = true;
-                frames += 1;
-            }
-            Record::End { .. } => {
-                return Err(std::io::Error::other("the file is already closed"));
-            }
-            _ => {}
-        }
-    }
-    Ok((streams, frames))
 }

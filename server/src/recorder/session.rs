@@ -5,8 +5,8 @@
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use capture_shared::ids::{AgentId, ContactId};
 use capture_shared::protocol::{
-    AgentMessage, HEARTBEAT_TIMEOUT, HELLO_TIMEOUT, HeldContact, Hello, MonitorInfo,
-    PROTOCOL_VERSION, ProtocolError, RefusalCode, ServerMessage, Welcome, decode_frame,
+    AgentMessage, HEARTBEAT_TIMEOUT, HELLO_TIMEOUT, HeldContact, Hello, PROTOCOL_VERSION,
+    ProtocolError, RefusalCode, ServerMessage, Welcome, decode_frame,
 };
 use capture_shared::time::UtcMicros;
 use tokio::sync::mpsc;
@@ -146,7 +146,6 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
             });
         }
     }
-    let monitors = hello.monitors.clone();
     let info = ConnectedAgent {
         os_user: hello.os_user,
         machine: hello.machine,
@@ -189,7 +188,6 @@ pub async fn run(recorder: Recorder, mut socket: WebSocket) {
         recorder: &recorder,
         agent,
         connection,
-        monitors,
     };
     let end = session.serve(&mut socket, commands).await;
     recorder.connections.unregister(agent, connection);
@@ -201,8 +199,6 @@ struct Session<'a> {
     recorder: &'a Recorder,
     agent: AgentId,
     connection: u64,
-    /// The monitors the agent announced (frames for others are refused).
-    monitors: Vec<MonitorInfo>,
 }
 
 /// What to do after one message from the agent.
@@ -351,7 +347,6 @@ impl Session<'_> {
             }
             AgentMessage::Monitors { monitors } => {
                 tracing::info!(agent = %self.agent, monitors = monitors.len(), "the agent's monitors changed");
-                self.monitors.clone_from(&monitors);
                 self.recorder
                     .connections
                     .set_monitors(self.agent, self.connection, monitors);

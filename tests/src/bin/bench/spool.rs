@@ -7,13 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use capture_shared::time::{UtcMicros, UtcMillis};
+use capture_shared::time::UtcMicros;
 use capture_tests::desktop::SyntheticDesktop;
 use capture_tests::netcut::Relay;
 use capture_tests::server::TestServer;
-use capture_tests::webex::{CallScript, SECRET, post_signed};
+use capture_tests::webex::{answered_call, post_call_state};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{Options, round};
 
@@ -44,16 +43,7 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
         )
         .await?;
         anyhow::ensure!(desktop.status().connected, "the agent did not connect");
-        let client = server.client()?;
-        let url = format!("{}/webhooks/webex", server.base_url());
-        let now = UtcMicros::now().to_millis().0;
-        let mut call = CallScript::new(person, 1, Uuid::new_v4(), UtcMillis(now));
-        for (state, at) in [("alerting", now), ("connected", now + 500)] {
-            let body = serde_json::to_vec(&call.envelope(state, UtcMillis(at)))?;
-            post_signed(&client, &url, SECRET, &body)
-                .await?
-                .error_for_status()?;
-        }
+        let mut call = answered_call(&server, person, 1, UtcMicros::now().to_millis().0).await?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while desktop.status().frames_sent < 10 {
             anyhow::ensure!(Instant::now() < deadline, "not recording");
@@ -100,8 +90,7 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
         let spooled = start.unacked;
         let live = drained.frames_sent - start.frames_sent;
         let end = UtcMicros::now().to_millis().0;
-        let body = serde_json::to_vec(&call.envelope("disconnected", UtcMillis(end)))?;
-        post_signed(&client, &url, SECRET, &body).await?;
+        post_call_state(&server, &mut call, "disconnected", end).await?;
         desktop.stop().await;
         server.stop().await?;
         eprintln!(
