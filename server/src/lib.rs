@@ -358,7 +358,7 @@ pub async fn run_with(
         wake: wake.clone(),
         recordings_wake: recordings_wake.clone(),
     };
-    tasks.spawn(processor.run(cancel.clone()));
+    tasks.spawn(processor.clone().run(cancel.clone()));
     tasks.spawn(
         store
             .clone()
@@ -404,11 +404,10 @@ pub async fn run_with(
         &cancel,
     )?;
     let receiver = Receiver::spawn(
-        store.clone(),
+        processor,
         Arc::from(secret.into_bytes()),
         parts.clock.clone(),
         metrics.clone(),
-        wake,
         &tasks,
         cancel.clone(),
     );

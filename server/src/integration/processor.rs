@@ -16,7 +16,7 @@ use super::decode::{self, AgentRecord, Decoded};
 use super::link::{AgentLink, GAP_AGENT_OFFLINE, GAP_NOT_ENROLLED};
 use super::machine::{self, Action, CloseReason, Policy};
 use crate::clock::Clock;
-use crate::store::{Store, StoreError, StoreTx, StoredDelivery};
+use crate::store::{Inserted, NewDelivery, Store, StoreError, StoreTx, StoredDelivery};
 use crate::webex::webhook::Envelope;
 
 /// How many deliveries one pass reads.
@@ -87,6 +87,60 @@ impl Processor {
                 () = sleep => {}
             }
         }
+    }
+
+    /// Stores a batch of webhook deliveries and, when no older delivery waits for the processor,
+    /// applies them in the same transaction, so that one commit (one fsync) lies between a
+    /// delivery's arrival and its commands, which are sent before this returns. When older
+    /// deliveries wait (arrival order comes first), or applying fails, the batch is only stored
+    /// and [`Processor::run`] applies it, parking what cannot be applied.
+    pub async fn intake(&self, batch: &[NewDelivery]) -> Result<Vec<Inserted>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let backlog = tx.has_pending_deliveries().await?;
+        let inserted = tx.insert_deliveries(batch).await?;
+        let mut outgoing = Vec::new();
+        let applied = if backlog {
+            Ok(())
+        } else {
+            self.apply_stored(&mut tx, batch, &inserted, &mut outgoing)
+                .await
+        };
+        let inserted = match applied {
+            Ok(()) => {
+                tx.commit().await?;
+                inserted
+            }
+            Err(error) => {
+                tracing::warn!(%error, "applying webhook deliveries on arrival failed; the processor applies them");
+                drop(tx);
+                outgoing.clear();
+                let mut tx = self.store.begin().await?;
+                let inserted = tx.insert_deliveries(batch).await?;
+                tx.commit().await?;
+                inserted
+            }
+        };
+        // The processor drains what was only stored, and its next timer may have moved.
+        self.wake.notify_one();
+        self.send(outgoing).await?;
+        Ok(inserted)
+    }
+
+    async fn apply_stored(
+        &self,
+        tx: &mut StoreTx,
+        batch: &[NewDelivery],
+        inserted: &[Inserted],
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), StoreError> {
+        for (delivery, inserted) in batch.iter().zip(inserted) {
+            if let Inserted::New(seq) = inserted {
+                let received_at = UtcMillis(delivery.received_at_ms);
+                self.process(tx, *seq, &delivery.body, received_at, outgoing)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies every pending delivery and every due timer.

@@ -2,7 +2,9 @@
 //!
 //! Accepted deliveries go through one writer task that commits whatever arrived meanwhile in one
 //! transaction (group commit): each request is answered only after its delivery is on disk, and
-//! a burst costs one fsync, not one per request. The channel's capacity bounds the requests
+//! a burst costs one fsync, not one per request. The same transaction applies the deliveries to
+//! the agents' machines when nothing older waits ([`Processor::intake`]), so a Ringing reaches
+//! its agent as a `Start` one commit after it arrived. The channel's capacity bounds the requests
 //! waiting for a commit; past it, callers wait (Webex retries slow answers, never loses them).
 
 use std::sync::Arc;
@@ -14,12 +16,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::processor::Processor;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{Inserted, NewDelivery, Store, StoreError};
+use crate::store::{Inserted, NewDelivery, StoreError};
 use crate::webex::signature::{self, SIGNATURE_HEADER};
 use crate::webex::webhook::Envelope;
 
@@ -44,16 +47,15 @@ impl Receiver {
     /// Starts the writer task (ends with `cancel` once its queue is drained) and returns the
     /// route's state.
     pub fn spawn(
-        store: Store,
+        processor: Processor,
         secret: Arc<[u8]>,
         clock: Clock,
         metrics: Arc<Metrics>,
-        processed: Arc<Notify>,
         tasks: &tokio_util::task::TaskTracker,
         cancel: CancellationToken,
     ) -> Receiver {
         let (writer, queue) = mpsc::channel(WRITER_QUEUE);
-        tasks.spawn(write_loop(store, queue, processed, cancel));
+        tasks.spawn(write_loop(processor, queue, cancel));
         Receiver {
             secret,
             writer,
@@ -64,9 +66,8 @@ impl Receiver {
 }
 
 async fn write_loop(
-    store: Store,
+    processor: Processor,
     mut queue: mpsc::Receiver<(NewDelivery, Reply)>,
-    processed: Arc<Notify>,
     cancel: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(WRITER_BATCH);
@@ -80,13 +81,12 @@ async fn write_loop(
             continue;
         }
         let deliveries: Vec<NewDelivery> = batch.iter().map(|(d, _)| d.clone()).collect();
-        let result: Result<Vec<Inserted>, StoreError> = store.insert_deliveries(&deliveries).await;
+        let result: Result<Vec<Inserted>, StoreError> = processor.intake(&deliveries).await;
         match result {
             Ok(inserted) => {
                 for ((_, reply), outcome) in batch.drain(..).zip(inserted) {
                     let _ = reply.send(Ok(outcome));
                 }
-                processed.notify_one();
             }
             Err(error) => {
                 tracing::error!(%error, count = batch.len(), "storing webhook deliveries failed");

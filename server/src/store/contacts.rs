@@ -249,7 +249,7 @@ impl Store {
 
     /// The earliest deadline of any machine.
     pub async fn next_machine_deadline(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_deadline_ms) AS due FROM agent_machines")
+        let row = sqlx::query("SELECT MIN(next_deadline_ms) AS due FROM agent_machines WHERE next_deadline_ms IS NOT NULL")
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("due")?)

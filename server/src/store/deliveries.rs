@@ -1,8 +1,10 @@
 //! Webhook deliveries: written before the 2xx, read back in order by the processor.
 
-use sqlx::Row as _;
+use std::collections::{HashMap, HashSet};
 
-use super::{Store, StoreError};
+use sqlx::{QueryBuilder, Row as _, Sqlite};
+
+use super::{Store, StoreError, StoreTx};
 
 /// A delivery to store.
 #[derive(Debug, Clone)]
@@ -45,26 +47,8 @@ impl Store {
         &self,
         batch: &[NewDelivery],
     ) -> Result<Vec<Inserted>, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for delivery in batch {
-            let row = sqlx::query(
-                "INSERT INTO webhook_deliveries (body_sha256, received_at_ms, resource, event, body)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (body_sha256) DO NOTHING RETURNING seq",
-            )
-            .bind(&delivery.body_sha256)
-            .bind(delivery.received_at_ms)
-            .bind(&delivery.resource)
-            .bind(&delivery.event)
-            .bind(&delivery.body)
-            .fetch_optional(&mut *tx)
-            .await?;
-            results.push(match row {
-                Some(row) => Inserted::New(row.try_get("seq")?),
-                None => Inserted::Duplicate,
-            });
-        }
+        let mut tx = self.begin().await?;
+        let results = tx.insert_deliveries(batch).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -97,5 +81,62 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get("total")?, row.try_get("processed")?))
+    }
+}
+
+impl StoreTx {
+    /// Stores a batch of deliveries in this transaction, in order (one statement per 500). A body
+    /// stored before, or earlier in the batch, is a duplicate.
+    pub async fn insert_deliveries(
+        &mut self,
+        batch: &[NewDelivery],
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let mut seen = HashSet::new();
+        let fresh: Vec<&NewDelivery> = batch
+            .iter()
+            .filter(|d| seen.insert(d.body_sha256.as_str()))
+            .collect();
+        let mut seqs: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+        for chunk in fresh.chunks(500) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO webhook_deliveries (body_sha256, received_at_ms, resource, event, body) ",
+            );
+            query.push_values(chunk, |mut row, d| {
+                row.push_bind(&d.body_sha256)
+                    .push_bind(d.received_at_ms)
+                    .push_bind(&d.resource)
+                    .push_bind(&d.event)
+                    .push_bind(&d.body);
+            });
+            query.push(" ON CONFLICT (body_sha256) DO NOTHING RETURNING seq, body_sha256");
+            for row in query
+                .build()
+                .persistent(false)
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
+                seqs.insert(row.try_get("body_sha256")?, row.try_get("seq")?);
+            }
+        }
+        // The returned rows' order is not defined: each delivery finds its row by its hash, and
+        // only its first occurrence in the batch takes it.
+        Ok(batch
+            .iter()
+            .map(|d| match seqs.remove(&d.body_sha256) {
+                Some(seq) => Inserted::New(seq),
+                None => Inserted::Duplicate,
+            })
+            .collect())
+    }
+
+    /// Whether a stored delivery waits for the processor.
+    pub async fn has_pending_deliveries(&mut self) -> Result<bool, StoreError> {
+        self.flush().await?;
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE processed_at_ms IS NULL) AS pending",
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get::<bool, _>("pending")?)
     }
 }

@@ -4,6 +4,7 @@
 mod agents;
 pub mod audit;
 mod contacts;
+mod deferred;
 mod deliveries;
 mod enrolment;
 mod ingestion;

@@ -5,13 +5,17 @@ use capture_shared::event::CallEvent;
 use capture_shared::ids::{AgentId, CallId, CallSessionId, ContactId, PersonId};
 use sqlx::{Row as _, Sqlite, Transaction};
 
+use super::deferred::Deferred;
 use super::{StoreError, corrupt};
 
-/// An open transaction; it holds the process's write turn until it ends.
+/// An open transaction; it holds the process's write turn until it ends. Machine states, call
+/// events, contacts' calls and deliveries' outcomes are written when it commits, several rows a
+/// statement ([`Deferred`]); dropped uncommitted, none of it is written.
 #[derive(Debug)]
 pub struct StoreTx {
-    tx: Transaction<'static, Sqlite>,
+    pub(super) tx: Transaction<'static, Sqlite>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
+    deferred: Deferred,
 }
 
 impl StoreTx {
@@ -19,21 +23,43 @@ impl StoreTx {
         tx: Transaction<'static, Sqlite>,
         turn: tokio::sync::OwnedMutexGuard<()>,
     ) -> StoreTx {
-        StoreTx { tx, _turn: turn }
+        StoreTx {
+            tx,
+            _turn: turn,
+            deferred: Deferred::default(),
+        }
     }
 
-    /// Commits.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Writes what is held back, then commits.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.deferred.flush(&mut self.tx).await?;
         Ok(self.tx.commit().await?)
     }
 
-    /// The stored machine state (JSON) of `person`.
+    /// Writes what is held back (before a statement that reads those tables).
+    pub(super) async fn flush(&mut self) -> Result<(), StoreError> {
+        self.deferred.flush(&mut self.tx).await
+    }
+
+    /// The stored machine state (JSON) of `person`. Reads the person's agent in the same
+    /// statement (the processor asks for both).
     pub async fn machine(&mut self, person: PersonId) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT state FROM agent_machines WHERE person_id = ?")
-            .bind(person.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| r.try_get("state")).transpose()?)
+        if let Some(state) = self.deferred.machine(person) {
+            return Ok(Some(state));
+        }
+        let row = sqlx::query(
+            "SELECT (SELECT state FROM agent_machines WHERE person_id = ?1) AS state,
+                    (SELECT id FROM agents WHERE person_id = ?1) AS agent",
+        )
+        .bind(person.to_string())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let agent: Option<String> = row.try_get("agent")?;
+        let agent = agent
+            .map(|id| uuid::Uuid::parse_str(&id).map(AgentId).map_err(corrupt))
+            .transpose()?;
+        self.deferred.remember_agent(person, agent);
+        Ok(row.try_get("state")?)
     }
 
     /// Stores the machine state of `person` and when it next needs a tick.
@@ -44,17 +70,8 @@ impl StoreTx {
         next_deadline_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO agent_machines (person_id, state, next_deadline_ms, updated_at_ms) VALUES (?, ?, ?, ?)
-             ON CONFLICT (person_id) DO UPDATE SET state = excluded.state,
-               next_deadline_ms = excluded.next_deadline_ms, updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(person.to_string())
-        .bind(state)
-        .bind(next_deadline_ms)
-        .bind(now_ms)
-        .execute(&mut *self.tx)
-        .await?;
+        self.deferred
+            .save_machine(person, state, next_deadline_ms, now_ms);
         Ok(())
     }
 
@@ -84,12 +101,7 @@ impl StoreTx {
         outcome: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE webhook_deliveries SET processed_at_ms = ?, outcome = ? WHERE seq = ?")
-            .bind(now_ms)
-            .bind(outcome)
-            .bind(seq)
-            .execute(&mut *self.tx)
-            .await?;
+        self.deferred.mark_processed(seq, outcome, now_ms);
         Ok(())
     }
 
@@ -101,20 +113,8 @@ impl StoreTx {
         contact: Option<ContactId>,
         note: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO call_events (delivery_seq, person_id, kind, at_ms, call_id, call_session_id, contact_id, note)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(delivery_seq)
-        .bind(event.agent.to_string())
-        .bind(event.kind.label())
-        .bind(event.at.0)
-        .bind(event.call_id.as_ref().map(CallId::as_str))
-        .bind(event.call_session_id.as_ref().map(CallSessionId::as_str))
-        .bind(contact.map(|c| c.to_string()))
-        .bind(note)
-        .execute(&mut *self.tx)
-        .await?;
+        self.deferred
+            .insert_event(delivery_seq, event, contact, note);
         Ok(())
     }
 
@@ -166,6 +166,7 @@ impl StoreTx {
         person: Option<PersonId>,
         email: Option<&str>,
     ) -> Result<bool, StoreError> {
+        self.deferred.forget_agents();
         let result = sqlx::query(
             "UPDATE agents SET person_id = COALESCE(?, person_id), email = COALESCE(?, email),
                 claimed_email = NULL WHERE id = ?",
@@ -201,16 +202,7 @@ impl StoreTx {
         call: &CallId,
         session: Option<&CallSessionId>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO contact_calls (contact_id, call_id, call_session_id) VALUES (?, ?, ?)
-             ON CONFLICT (contact_id, call_id) DO UPDATE
-               SET call_session_id = COALESCE(contact_calls.call_session_id, excluded.call_session_id)",
-        )
-        .bind(contact.to_string())
-        .bind(call.as_str())
-        .bind(session.map(CallSessionId::as_str))
-        .execute(&mut *self.tx)
-        .await?;
+        self.deferred.add_contact_call(contact, call, session);
         Ok(())
     }
 
@@ -263,14 +255,20 @@ impl StoreTx {
         &mut self,
         person: PersonId,
     ) -> Result<Option<AgentId>, StoreError> {
+        if let Some(agent) = self.deferred.agent(person) {
+            return Ok(agent);
+        }
         let row = sqlx::query("SELECT id FROM agents WHERE person_id = ?")
             .bind(person.to_string())
             .fetch_optional(&mut *self.tx)
             .await?;
-        row.map(|r| {
-            let id: String = r.try_get("id")?;
-            uuid::Uuid::parse_str(&id).map(AgentId).map_err(corrupt)
-        })
-        .transpose()
+        let agent = row
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                uuid::Uuid::parse_str(&id).map(AgentId).map_err(corrupt)
+            })
+            .transpose()?;
+        self.deferred.remember_agent(person, agent);
+        Ok(agent)
     }
 }

@@ -49,6 +49,13 @@ pub struct Options {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The in-process server's log, when asked for (`RUST_LOG=capture_server=debug,sqlx=debug`).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut args = std::env::args().skip(1);
     let name = args.next().context(USAGE)?;
     let mut options = Options {
