@@ -16,7 +16,7 @@ mod webhooks;
 
 use anyhow::{Context as _, bail};
 
-const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N] [--rate N] [--recordings N] [--concurrency N] [--agents N]\n\
+const USAGE: &str = "usage: bench NAME [--seconds N] [--mb N] [--rate N] [--recordings N] [--concurrency N] [--agents N] [--webhooks N]\n\
 names:\n  \
 scn-append    SCN append throughput with each fsync policy (screen-stream record mix)\n  \
 scn-recover   recovery scan of a large SCN file with a torn tail (default 1024 MB)\n  \
@@ -29,7 +29,7 @@ backfill      --recordings (default 10000) from the Webex emulator under a 30 % 
 stitch        a 1 h two-monitor interaction from its last input to an archived, verified file; A/V offset\n  \
 search        1,000 replay searches over --recordings (default 100000) interactions through the HTTPS API\n  \
 player        the replay page in Chromium on a 1 h two-monitor interaction: open → playing, seek → playing\n  \
-recorder-load --agents (default 2500) fake agents over TLS streaming real 1080p H.264 at 2 fps to a test-server process for --seconds (default 60)\n  \
+recorder-load --agents (default 2500) fake agents over TLS streaming real 1080p H.264 at 2 fps to a test-server process for --seconds (default 60); --webhooks N: the webhooks benchmark's traffic at N/s beside it\n  \
 spool-replay  the real agent (synthetic 1080p office desktop) cut off mid-call for --seconds (default 300), then reconnected: spool drain time and rate";
 
 /// Flags shared by the benchmarks.
@@ -46,6 +46,8 @@ pub struct Options {
     pub concurrency: u32,
     /// `--agents`: connected agents for `recorder-load` (0: its default).
     pub agents: usize,
+    /// `--webhooks`: webhook deliveries per second beside `recorder-load`'s stream (default 0).
+    pub webhooks: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         recordings: 0,
         concurrency: 256,
         agents: 0,
+        webhooks: 0,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -77,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             "--recordings" => options.recordings = value.parse().context("--recordings")?,
             "--concurrency" => options.concurrency = value.parse().context("--concurrency")?,
             "--agents" => options.agents = value.parse().context("--agents")?,
+            "--webhooks" => options.webhooks = value.parse().context("--webhooks")?,
             _ => bail!("unknown flag {flag}\n{USAGE}"),
         }
     }

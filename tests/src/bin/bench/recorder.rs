@@ -282,7 +282,7 @@ async fn probe(
     ca: std::path::PathBuf,
     (id, credential): (AgentId, String),
     started: tokio::sync::oneshot::Sender<Instant>,
-    until: Arc<tokio::sync::Notify>,
+    until: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     let mut hello = hello(id, &credential);
     hello.machine = format!("probe-{id}");
@@ -305,9 +305,68 @@ async fn probe(
                     capture_backend: None,
                 }).await?;
             }
-            () = until.notified() => return Ok(()),
+            () = until.cancelled() => return Ok(()),
         }
     }
+}
+
+/// What the webhook traffic beside the load saw.
+struct Traffic {
+    rate: f64,
+    most_in_flight: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// Sends the `webhooks` benchmark's deliveries (calls of persons with no agent here: each still
+/// runs the whole machine and creates its contact) at `rate` a second for `seconds`, open loop,
+/// timing each answer.
+async fn webhook_traffic(
+    client: reqwest::Client,
+    url: String,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Traffic> {
+    let bodies = crate::webhooks::deliveries(usize::try_from(rate * seconds)?);
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut most_in_flight = 0;
+    for (index, (body, _)) in bodies.into_iter().enumerate() {
+        tokio::time::sleep_until((started + interval.mul_f64(index as f64)).into()).await;
+        let (client, url, counter) = (client.clone(), url.clone(), in_flight.clone());
+        most_in_flight = most_in_flight.max(counter.fetch_add(1, Ordering::Relaxed) + 1);
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let ok = matches!(post_signed(&client, &url, SECRET, &body).await, Ok(r) if r.status().is_success());
+            counter.fetch_sub(1, Ordering::Relaxed);
+            (sent.elapsed().as_secs_f64() * 1000.0, ok)
+        });
+        if index % usize::try_from(rate * 5)? == 0 {
+            eprintln!(
+                "webhooks: {index} sent, {} in flight (most {most_in_flight})",
+                in_flight.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (ms, ok) = done?;
+        latencies.push(ms);
+        errors += u64::from(!ok);
+    }
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Ok(Traffic {
+        rate,
+        most_in_flight,
+        p50_ms: crate::webhooks::percentile(&latencies, 50.0),
+        p99_ms: crate::webhooks::percentile(&latencies, 99.0),
+        errors,
+    })
 }
 
 /// Runs the benchmark.
@@ -411,7 +470,9 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
         }
 
         // The probes: connected now, rung during the measured window.
-        let probes_done = Arc::new(tokio::sync::Notify::new());
+        // (A token, not a `Notify`: a probe busy with a heartbeat when the window ends must
+        // still see it.)
+        let probes_done = tokio_util::sync::CancellationToken::new();
         let mut probe_started = Vec::with_capacity(probes);
         let mut probe_tasks = tokio::task::JoinSet::new();
         for created in probe_agents {
@@ -460,27 +521,42 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
         let cpu_from = cpu_seconds(pid);
         let _ = window.set((from, from + Duration::from_secs(seconds)));
         eprintln!("{agents} agents streaming; measuring {seconds} s, {PROBE_CALLS_PER_S} probe calls/s");
-        // Probe calls ring at a steady rate through the window, each timed to its Start.
+        // The webhooks benchmark's traffic beside the stream, when asked for.
+        let traffic = (options.webhooks > 0).then(|| {
+            tokio::spawn(webhook_traffic(client.clone(), url.clone(), options.webhooks, seconds))
+        });
+        // Probe calls ring at a steady rate through the window, each timed to its Start from
+        // its request's start.
         let mut rung = Vec::with_capacity(probes);
         for (n, person) in probe_persons.iter().enumerate() {
             tokio::time::sleep_until((from + Duration::from_millis(n as u64 * 1000 / PROBE_CALLS_PER_S)).into()).await;
             let mut call = CallScript::new(*person, 1_000_000 + n as u64, Uuid::new_v4(), UtcMicros::now().to_millis());
             let body = serde_json::to_vec(&call.envelope("alerting", UtcMicros::now().to_millis()))?;
             let (client, url) = (client.clone(), url.clone());
-            rung.push(Instant::now());
-            tokio::spawn(async move { post_signed(&client, &url, SECRET, &body).await });
+            let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+            rung.push(sent_rx);
+            tokio::spawn(async move {
+                let _ = sent_tx.send(Instant::now());
+                post_signed(&client, &url, SECRET, &body).await
+            });
         }
         tokio::time::sleep_until((from + Duration::from_secs(seconds)).into()).await;
         let mut commands: Vec<f32> = Vec::with_capacity(probes);
         let mut commands_missing = 0;
-        for (sent, started) in rung.iter().zip(probe_started) {
-            match tokio::time::timeout(Duration::from_secs(10), started).await {
-                Ok(Ok(at)) => commands.push(at.duration_since(*sent).as_secs_f32() * 1000.0),
+        // Starts still missing 10 s after the window are missing (one deadline for them all).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        for (sent, started) in rung.into_iter().zip(probe_started) {
+            match (sent.await, tokio::time::timeout_at(deadline, started).await) {
+                (Ok(sent), Ok(Ok(at))) => commands.push(at.duration_since(sent).as_secs_f32() * 1000.0),
                 _ => commands_missing += 1,
             }
         }
         commands.sort_by(f32::total_cmp);
-        probes_done.notify_waiters();
+        let webhooks = match traffic {
+            Some(traffic) => Some(traffic.await??),
+            None => None,
+        };
+        probes_done.cancel();
         while let Some(done) = probe_tasks.join_next().await {
             if let Ok(Err(error)) = done {
                 eprintln!("probe failed: {error}");
@@ -535,9 +611,20 @@ pub fn run(options: &Options) -> anyhow::Result<serde_json::Value> {
             commands.last().copied().unwrap_or(f32::NAN),
             commands.len()
         );
+        if let Some(w) = &webhooks {
+            eprintln!(
+                "webhooks beside the load: {:.0}/s, 2xx p50 {:.1} ms, p99 {:.1} ms, {} errors",
+                w.rate, w.p50_ms, w.p99_ms, w.errors
+            );
+        }
         drop(server);
         let per_agent = |v: f64| round(v / agents as f64, 4);
         Ok(json!({
+            "webhooks_per_s": webhooks.as_ref().map(|w| round(w.rate, 0)),
+            "webhook_ms_p50": webhooks.as_ref().map(|w| round(w.p50_ms, 1)),
+            "webhook_ms_p99": webhooks.as_ref().map(|w| round(w.p99_ms, 1)),
+            "webhook_errors": webhooks.as_ref().map(|w| w.errors),
+            "webhooks_in_flight_max": webhooks.as_ref().map(|w| w.most_in_flight),
             "agents": agents,
             "agents_failed": failures.len(),
             "seconds": seconds,

@@ -28,14 +28,14 @@ const PERSONS: u64 = 5_000;
 const CONNECTED: u64 = 100;
 
 /// A command the bench expects: (person, event time, timeline label).
-type Expected = (u128, i64, &'static str);
+pub type Expected = (u128, i64, &'static str);
 
 /// Builds `count` distinct deliveries: calls of [`PERSONS`] agents, each ringing, answered, held,
 /// resumed and hung up (five deliveries), dated around now; with, for connected agents, the
 /// marker each delivery must produce. They are sent in the order of their event times, as Webex
 /// would: a call's deliveries are then seconds apart, not racing each other on the wire (a
 /// delivery overtaken by a newer one of its call is late, and rightly changes nothing).
-fn deliveries(count: usize) -> Vec<(Vec<u8>, Option<Expected>)> {
+pub fn deliveries(count: usize) -> Vec<(Vec<u8>, Option<Expected>)> {
     let now = UtcMicros::now().to_millis().0;
     let mut out = Vec::with_capacity(count);
     let mut call = 0u64;
@@ -131,7 +131,7 @@ async fn connect_agents(
     Ok(())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
