@@ -1,11 +1,19 @@
 //! Webex webhook deliveries as Webex sends them: `telephony_calls` envelopes with hydra ids,
 //! signed with HMAC-SHA1 of the raw body.
 
+use std::sync::Arc;
+
+use capture_server::clock::Clock;
+use capture_server::integration::link::NoAgentLink;
+use capture_server::integration::machine::Policy;
+use capture_server::integration::processor::Processor;
+use capture_server::store::{NewDelivery, Store};
 use capture_server::webex::signature::{SIGNATURE_HEADER, sign};
 use capture_server::webex::time::format_timestamp;
 use capture_shared::ids::encode_hydra;
 use capture_shared::time::UtcMillis;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 /// The webhook secret the test servers are configured with.
@@ -127,4 +135,40 @@ pub async fn answered_call(
     post_call_state(server, &mut call, "alerting", now).await?;
     post_call_state(server, &mut call, "connected", now + 500).await?;
     Ok(call)
+}
+
+/// `envelopes` as the receiver hands them to the store, received at `received_at_ms`.
+pub fn new_deliveries(envelopes: &[Value], received_at_ms: i64) -> Vec<NewDelivery> {
+    envelopes
+        .iter()
+        .map(|envelope| {
+            let body = serde_json::to_vec(envelope).expect("json");
+            NewDelivery {
+                body_sha256: hex::encode(Sha256::digest(&body)),
+                received_at_ms,
+                resource: "telephony_calls".into(),
+                event: envelope["event"].as_str().unwrap_or_default().into(),
+                body,
+            }
+        })
+        .collect()
+}
+
+/// A processor with `policy` on a manual clock at `now_ms`, over a real store in a scratch
+/// directory, with no agent ever connected.
+pub async fn manual_processor(
+    policy: Policy,
+    now_ms: i64,
+) -> anyhow::Result<(tempfile::TempDir, Store, Processor)> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path()).await?;
+    let processor = Processor {
+        recordings_wake: Arc::default(),
+        store: store.clone(),
+        clock: Clock::manual(now_ms),
+        policy,
+        link: Arc::new(NoAgentLink),
+        wake: Arc::default(),
+    };
+    Ok((dir, store, processor))
 }

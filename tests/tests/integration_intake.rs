@@ -2,36 +2,18 @@
 //! a delivery's arrival and its commands), unless older deliveries wait or applying fails: then
 //! it only stores them and the processor applies them in arrival order.
 
-use std::sync::Arc;
-
-use capture_server::clock::Clock;
-use capture_server::integration::link::NoAgentLink;
 use capture_server::integration::machine::Policy;
 use capture_server::integration::processor::Processor;
 use capture_server::store::{ContactFilter, Inserted, NewDelivery, Store};
 use capture_shared::ids::PersonId;
 use capture_shared::time::UtcMillis;
-use capture_tests::webex::CallScript;
-use sha2::{Digest as _, Sha256};
-use tokio::sync::Notify;
+use capture_tests::webex::{CallScript, manual_processor, new_deliveries};
 use uuid::Uuid;
 
 const T0: i64 = 1_795_000_000_000;
 
 fn deliveries(envelopes: &[serde_json::Value]) -> Vec<NewDelivery> {
-    envelopes
-        .iter()
-        .map(|envelope| {
-            let body = serde_json::to_vec(envelope).expect("json");
-            NewDelivery {
-                body_sha256: hex::encode(Sha256::digest(&body)),
-                received_at_ms: T0,
-                resource: "telephony_calls".into(),
-                event: envelope["event"].as_str().unwrap_or_default().into(),
-                body,
-            }
-        })
-        .collect()
+    new_deliveries(envelopes, T0)
 }
 
 async fn states(store: &Store) -> anyhow::Result<Vec<(String, Option<String>)>> {
@@ -50,17 +32,7 @@ async fn states(store: &Store) -> anyhow::Result<Vec<(String, Option<String>)>> 
 }
 
 async fn processor() -> anyhow::Result<(tempfile::TempDir, Store, Processor)> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path()).await?;
-    let processor = Processor {
-        recordings_wake: Arc::new(Notify::new()),
-        store: store.clone(),
-        clock: Clock::manual(T0),
-        policy: Policy::default(),
-        link: Arc::new(NoAgentLink),
-        wake: Arc::new(Notify::new()),
-    };
-    Ok((dir, store, processor))
+    manual_processor(Policy::default(), T0).await
 }
 
 #[tokio::test]

@@ -1,38 +1,23 @@
 //! The processor's timers on a manual clock: the wrap-up timer and the contact-length cap close
 //! every contact without any further event. (Why not tokio's paused clock: `server::clock`.)
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use capture_server::clock::Clock;
-use capture_server::integration::link::NoAgentLink;
 use capture_server::integration::machine::Policy;
 use capture_server::integration::processor::Processor;
-use capture_server::store::{ContactFilter, NewDelivery, Store};
+use capture_server::store::{ContactFilter, Store};
 use capture_shared::time::UtcMillis;
-use capture_tests::webex::CallScript;
-use sha2::{Digest as _, Sha256};
-use tokio::sync::Notify;
+use capture_tests::webex::{CallScript, manual_processor, new_deliveries};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const T0: i64 = 1_795_000_000_000;
 
 async fn deliver(store: &Store, envelopes: &[serde_json::Value]) -> anyhow::Result<()> {
-    let batch: Vec<NewDelivery> = envelopes
-        .iter()
-        .map(|envelope| {
-            let body = serde_json::to_vec(envelope).expect("json");
-            NewDelivery {
-                body_sha256: hex::encode(Sha256::digest(&body)),
-                received_at_ms: T0,
-                resource: "telephony_calls".into(),
-                event: envelope["event"].as_str().unwrap_or_default().into(),
-                body,
-            }
-        })
-        .collect();
-    store.insert_deliveries(&batch).await?;
+    store
+        .insert_deliveries(&new_deliveries(envelopes, T0))
+        .await?;
     Ok(())
 }
 
@@ -51,17 +36,7 @@ async fn states(store: &Store) -> anyhow::Result<Vec<(String, Option<String>)>> 
 
 /// A processor on a manual clock at `T0`, with a real store.
 async fn processor(policy: Policy) -> anyhow::Result<(tempfile::TempDir, Store, Processor)> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path()).await?;
-    let processor = Processor {
-        recordings_wake: Arc::new(tokio::sync::Notify::new()),
-        store: store.clone(),
-        clock: Clock::manual(T0),
-        policy,
-        link: Arc::new(NoAgentLink),
-        wake: Arc::new(Notify::new()),
-    };
-    Ok((dir, store, processor))
+    manual_processor(policy, T0).await
 }
 
 /// Lets `seconds` pass in one-second steps, with a processor pass after each, as its timer would.

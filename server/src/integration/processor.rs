@@ -102,8 +102,14 @@ impl Processor {
         let applied = if backlog {
             Ok(())
         } else {
-            self.apply_stored(&mut tx, batch, &inserted, &mut outgoing)
+            // The held writes too: a statement of theirs that fails falls back like the rest.
+            match self
+                .apply_stored(&mut tx, batch, &inserted, &mut outgoing)
                 .await
+            {
+                Ok(()) => tx.flush().await,
+                Err(error) => Err(error),
+            }
         };
         let inserted = match applied {
             Ok(()) => {

@@ -97,11 +97,11 @@ impl Deferred {
             person: event.agent.to_string(),
             kind: event.kind.label(),
             at_ms: event.at.0,
-            call_id: event.call_id.as_ref().map(|c| CallId::as_str(c).to_owned()),
+            call_id: event.call_id.as_ref().map(|c| c.as_str().to_owned()),
             call_session_id: event
                 .call_session_id
                 .as_ref()
-                .map(|s| CallSessionId::as_str(s).to_owned()),
+                .map(|s| s.as_str().to_owned()),
             contact: contact.map(|c| c.to_string()),
             note: note.map(str::to_owned),
         });

@@ -36,8 +36,9 @@ impl StoreTx {
         Ok(self.tx.commit().await?)
     }
 
-    /// Writes what is held back (before a statement that reads those tables).
-    pub(super) async fn flush(&mut self) -> Result<(), StoreError> {
+    /// Writes what is held back (before a statement that reads those tables, or to learn
+    /// whether those writes succeed before committing).
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
         self.deferred.flush(&mut self.tx).await
     }
 
@@ -54,10 +55,7 @@ impl StoreTx {
         .bind(person.to_string())
         .fetch_one(&mut *self.tx)
         .await?;
-        let agent: Option<String> = row.try_get("agent")?;
-        let agent = agent
-            .map(|id| uuid::Uuid::parse_str(&id).map(AgentId).map_err(corrupt))
-            .transpose()?;
+        let agent = parse_agent(row.try_get("agent")?)?;
         self.deferred.remember_agent(person, agent);
         Ok(row.try_get("state")?)
     }
@@ -262,13 +260,14 @@ impl StoreTx {
             .bind(person.to_string())
             .fetch_optional(&mut *self.tx)
             .await?;
-        let agent = row
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                uuid::Uuid::parse_str(&id).map(AgentId).map_err(corrupt)
-            })
-            .transpose()?;
+        let agent = parse_agent(row.map(|r| r.try_get("id")).transpose()?)?;
         self.deferred.remember_agent(person, agent);
         Ok(agent)
     }
+}
+
+/// A stored agent id.
+fn parse_agent(id: Option<String>) -> Result<Option<AgentId>, StoreError> {
+    id.map(|id| uuid::Uuid::parse_str(&id).map(AgentId).map_err(corrupt))
+        .transpose()
 }
