@@ -336,7 +336,7 @@ pub async fn run_with(
         connections.clone(),
         settings.offline_wait,
         settings.min_free_bytes,
-    ));
+    )?);
     buffer.set_metrics(metrics.clone());
     let reopened = buffer.recover().await?;
     if reopened > 0 {

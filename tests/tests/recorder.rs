@@ -569,15 +569,18 @@ async fn a_restart_reopens_open_files_and_their_streams_continue() -> anyhow::Re
         keyframe,
     };
     let start = |store: &Store| {
-        Arc::new(CallBuffer::new(
-            dir.path().to_owned(),
-            store.clone(),
-            Clock::system(),
-            Arc::new(NoAgentLink),
-            // An agent that never comes back: the stopped contact closes at the first look.
-            std::time::Duration::from_secs(1),
-            0,
-        ))
+        Arc::new(
+            CallBuffer::new(
+                dir.path().to_owned(),
+                store.clone(),
+                Clock::system(),
+                Arc::new(NoAgentLink),
+                // An agent that never comes back: the stopped contact closes at the first look.
+                std::time::Duration::from_secs(1),
+                0,
+            )
+            .expect("the append thread starts"),
+        )
     };
     // First run: a contact with three frames, never closed (the server stops mid-call).
     let store = Store::open(dir.path()).await?;

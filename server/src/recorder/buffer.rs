@@ -33,6 +33,7 @@ use tracing::Instrument as _;
 
 mod scan;
 
+use super::appender::Appender;
 use super::disk::DiskHealth;
 use super::load::Load;
 use super::writer::{FileWriter, Op, Origin};
@@ -200,6 +201,8 @@ pub struct CallBuffer {
     offline_wait: Duration,
     disk: Arc<DiskHealth>,
     load: Arc<Load>,
+    /// Appends and syncs every file's batches.
+    appender: Appender,
     tasks: TaskTracker,
     /// Cancels the stop-grace timers at shutdown (their files stay open and are reopened).
     closing: tokio_util::sync::CancellationToken,
@@ -211,7 +214,8 @@ pub struct CallBuffer {
 impl CallBuffer {
     /// A buffer in `<data_dir>/buffer`; acknowledgements go out through `acks`; a stopped
     /// contact waits `offline_wait` at most for an agent out of reach; new contacts are refused
-    /// while the disk has less than `min_free` bytes free (0: only while writes fail).
+    /// while the disk has less than `min_free` bytes free (0: only while writes fail). Fails
+    /// when its append thread cannot be started.
     pub fn new(
         data_dir: PathBuf,
         store: Store,
@@ -219,8 +223,9 @@ impl CallBuffer {
         acks: Arc<dyn AgentLink>,
         offline_wait: Duration,
         min_free: u64,
-    ) -> Self {
-        CallBuffer {
+    ) -> std::io::Result<Self> {
+        Ok(CallBuffer {
+            appender: Appender::spawn(data_dir.join(BUFFER_DIR))?,
             disk: Arc::new(DiskHealth::new(data_dir.join(BUFFER_DIR), min_free)),
             load: Arc::new(Load::default()),
             data_dir,
@@ -233,7 +238,7 @@ impl CallBuffer {
             files: Mutex::new(HashMap::new()),
             recent: Mutex::new(VecDeque::new()),
             anchors: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// Where the buffer counts refused contacts and its disk's state.
@@ -292,6 +297,7 @@ impl CallBuffer {
             disk: self.disk.clone(),
             load: self.load.clone(),
             closing: self.closing.clone(),
+            appender: self.appender.clone(),
         };
         let span = tracing::info_span!("scn", %contact, %agent);
         self.tasks.spawn(writer.run(origin, queue).instrument(span));

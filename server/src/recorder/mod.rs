@@ -8,6 +8,7 @@
 //! acknowledgements go back once they are on stable storage. Clock pings are answered with
 //! server time, and the agents' clock measurements are written into their open files.
 
+mod appender;
 mod buffer;
 mod connections;
 mod disk;

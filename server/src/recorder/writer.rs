@@ -1,9 +1,12 @@
 //! The write stage of one contact's SCN file: operations in, records on disk, acknowledgements
-//! out. It owns the [`ScnWriter`]; appends, syncs and deletions run on the blocking pool.
+//! out. It owns the [`ScnWriter`]; its batches are appended and synced on the recorder's append
+//! thread ([`super::appender`]) together with every other file's, while creation, closing and
+//! deletion run on the blocking pool.
 //!
 //! Records arrive already validated (the session and [`super::buffer`] check them). Each batch of
-//! queued records is appended and synced once (group commit), then the highest sequence of every
-//! monitor in the batch is acknowledged to the agent: an ack means "on stable storage".
+//! queued records is appended and made durable once (group commit, shared with the other files of
+//! the round), then the highest sequence of every monitor in the batch is acknowledged to the
+//! agent: an ack means "on stable storage".
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +18,7 @@ use capture_shared::scn::{FsyncPolicy, Record, ScnError, ScnHeader, ScnWriter};
 use capture_shared::time::UtcMicros;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::appender::Appender;
 use super::disk::DiskHealth;
 use crate::clock::Clock;
 use crate::integration::link::AgentLink;
@@ -45,7 +49,7 @@ pub enum Op {
 }
 
 /// One queued append: the record, what to acknowledge, its budget permit.
-type Append = (
+pub type Append = (
     Record,
     Option<(MonitorId, u64, tokio::time::Instant)>,
     Option<OwnedSemaphorePermit>,
@@ -81,6 +85,8 @@ pub struct FileWriter {
     pub load: Arc<super::load::Load>,
     /// Cancelled at shutdown: a write being retried gives up (the file stays open on disk).
     pub closing: tokio_util::sync::CancellationToken,
+    /// Where batches are written and synced.
+    pub appender: Appender,
 }
 
 impl FileWriter {
@@ -223,20 +229,16 @@ impl FileWriter {
         let mut job = (writer, appends);
         let mut failing = false;
         loop {
-            let retry = failing;
-            let attempt = tokio::task::spawn_blocking(move || {
-                let (mut writer, appends) = job;
-                let result = write_batch(&mut writer, start, retry, &appends);
-                (writer, appends, result)
-            })
-            .await;
-            let (writer, appends, result) = match attempt {
-                Ok(attempt) => attempt,
-                Err(error) => {
-                    tracing::error!(%error, "scn append panicked; the file stays at its last synced batch");
-                    return None;
-                }
-            };
+            let (writer, appends, result) =
+                match self.appender.append(job.0, start, failing, job.1).await {
+                    Some(done) => done,
+                    None => {
+                        tracing::error!(
+                            "scn append thread is gone; the file stays at its last synced batch"
+                        );
+                        return None;
+                    }
+                };
             match result {
                 Ok((acks, written)) => {
                     if failing {
@@ -382,29 +384,4 @@ impl FileWriter {
             Err(error) => tracing::error!(%error, "deleting the scn buffer failed"),
         }
     }
-}
-
-/// One attempt at a batch: (after a failed attempt, back to `start` first) every record, then
-/// one sync; the highest sequence per monitor and the video records written.
-fn write_batch(
-    writer: &mut ScnWriter,
-    start: u64,
-    retry: bool,
-    appends: &[Append],
-) -> Result<(BTreeMap<MonitorId, u64>, u64), ScnError> {
-    if retry {
-        writer.rewind(start)?;
-    }
-    let mut acks: BTreeMap<MonitorId, u64> = BTreeMap::new();
-    let mut written = 0;
-    for (record, ack, _) in appends {
-        writer.append(record)?;
-        if let Some((monitor, sequence, _)) = *ack {
-            written += 1;
-            let entry = acks.entry(monitor).or_insert(sequence);
-            *entry = (*entry).max(sequence);
-        }
-    }
-    writer.sync()?;
-    Ok((acks, written))
 }

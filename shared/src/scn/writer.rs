@@ -207,6 +207,20 @@ impl ScnWriter {
         Ok(self.file.try_clone()?)
     }
 
+    /// The open file, for a caller that makes it durable with others at once (a sync of its
+    /// whole file system) and then says so with [`mark_synced`](Self::mark_synced).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Records that everything appended so far was made durable by the caller after the last
+    /// append (one sync of the file system that holds this file and others), so that
+    /// [`sync`](Self::sync) has nothing left to do.
+    pub fn mark_synced(&mut self) {
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+    }
+
     /// Forces everything appended so far to stable storage.
     pub fn sync(&mut self) -> Result<(), ScnError> {
         if self.unsynced {
