@@ -59,6 +59,9 @@ pub enum StoreError {
     /// A unique value is already taken.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The write was abandoned before its outcome was known (its task was cancelled).
+    #[error("interrupted: {0}")]
+    Interrupted(&'static str),
 }
 
 /// The metadata store.
@@ -73,6 +76,8 @@ pub struct Store {
     /// Notified when an input of ingestion lands in this process (a recording stored, an SCN file
     /// closed), so that ingestion need not wait for its next tick.
     ingestion_inputs: std::sync::Arc<tokio::sync::Notify>,
+    /// The SCN catalogue's group commit.
+    scn_writes: std::sync::Arc<scn_files::ScnWrites>,
 }
 
 impl Store {
@@ -98,6 +103,7 @@ impl Store {
             pool,
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             ingestion_inputs: std::sync::Arc::new(tokio::sync::Notify::new()),
+            scn_writes: std::sync::Arc::default(),
         };
         store.chain_unchained_audit().await?;
         Ok(store)
