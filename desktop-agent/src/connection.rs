@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use capture_shared::protocol::{
-    AgentMessage, Hello, MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, RefusalCode, ServerMessage,
-    Welcome,
+    AgentMessage, Hello, MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, READ_BUFFER_BYTES,
+    RefusalCode, ServerMessage, Welcome,
 };
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -405,7 +405,8 @@ async fn open(endpoint: &Endpoint) -> Result<Socket, ConnectError> {
         .map_err(|e| network(&e))?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)))
-        .max_frame_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)));
+        .max_frame_size(Some(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES)))
+        .read_buffer_size(READ_BUFFER_BYTES);
     let url = format!("wss://{}:{}/agent/v1", endpoint.host, endpoint.port);
     let (socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
         .await

@@ -53,9 +53,15 @@ impl FakeAgent {
         let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
             .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
             .await?;
-        let (socket, _) =
-            tokio_tungstenite::client_async(format!("wss://localhost:{port}/agent/v1"), stream)
-                .await?;
+        // The desktop agent's read buffer (it matters with thousands of these in one process).
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(capture_shared::protocol::READ_BUFFER_BYTES);
+        let (socket, _) = tokio_tungstenite::client_async_with_config(
+            format!("wss://localhost:{port}/agent/v1"),
+            stream,
+            Some(config),
+        )
+        .await?;
         Ok(FakeAgent { socket })
     }
 

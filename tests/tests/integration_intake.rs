@@ -4,7 +4,7 @@
 
 use capture_server::integration::machine::Policy;
 use capture_server::integration::processor::Processor;
-use capture_server::store::{ContactFilter, Inserted, NewDelivery, Store};
+use capture_server::store::{ContactFilter, Inserted, NewAgent, NewDelivery, Store};
 use capture_shared::ids::PersonId;
 use capture_shared::time::UtcMillis;
 use capture_tests::webex::{CallScript, manual_processor, new_deliveries};
@@ -142,5 +142,71 @@ async fn a_transaction_reads_the_machine_it_saved_and_an_abandoned_one_writes_no
     assert_eq!(store.next_machine_deadline().await?, Some(T0 + 5));
     let mut tx = store.begin().await?;
     assert_eq!(tx.machine(person).await?.as_deref(), Some("{\"second\":2}"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_reads_its_machines_and_agents_at_once_as_one_read_each_would() -> anyhow::Result<()>
+{
+    let (_dir, store, _processor) = processor().await?;
+    let person = |n: u128| PersonId(Uuid::from_u128(n));
+    // 1: machine and agent; 2: machine only; 3: neither; 4: agent only; 5: saved in the
+    // transaction before the read (the read must not replace it).
+    let mut agents = Vec::new();
+    for n in [1, 4] {
+        let new = NewAgent {
+            name: format!("agent {n}"),
+            person: Some(person(n)),
+            email: None,
+        };
+        agents.push(store.add_agent(&new, T0).await?.0.id);
+    }
+    let mut tx = store.begin().await?;
+    for n in [1, 2, 5] {
+        tx.save_machine(person(n), &format!("{{\"stored\":{n}}}"), None, T0)
+            .await?;
+    }
+    tx.commit().await?;
+
+    let mut tx = store.begin().await?;
+    tx.save_machine(person(5), "{\"newer\":5}", None, T0)
+        .await?;
+    let batch: Vec<PersonId> = [1, 2, 3, 4, 5, 1, 3].into_iter().map(person).collect();
+    tx.load_machines(&batch).await?;
+    assert_eq!(
+        tx.machine(person(1)).await?.as_deref(),
+        Some("{\"stored\":1}")
+    );
+    assert_eq!(
+        tx.machine(person(2)).await?.as_deref(),
+        Some("{\"stored\":2}")
+    );
+    assert_eq!(tx.machine(person(3)).await?, None);
+    assert_eq!(tx.machine(person(4)).await?, None);
+    assert_eq!(
+        tx.machine(person(5)).await?.as_deref(),
+        Some("{\"newer\":5}")
+    );
+    assert_eq!(tx.agent_for_person(person(1)).await?, Some(agents[0]));
+    assert_eq!(tx.agent_for_person(person(2)).await?, None);
+    assert_eq!(tx.agent_for_person(person(3)).await?, None);
+    assert_eq!(tx.agent_for_person(person(4)).await?, Some(agents[1]));
+    // What the batch saves is what later reads in it see.
+    tx.save_machine(person(2), "{\"third\":2}", None, T0)
+        .await?;
+    assert_eq!(
+        tx.machine(person(2)).await?.as_deref(),
+        Some("{\"third\":2}")
+    );
+    tx.commit().await?;
+    let mut tx = store.begin().await?;
+    assert_eq!(
+        tx.machine(person(2)).await?.as_deref(),
+        Some("{\"third\":2}")
+    );
+    assert_eq!(
+        tx.machine(person(5)).await?.as_deref(),
+        Some("{\"newer\":5}")
+    );
     Ok(())
 }

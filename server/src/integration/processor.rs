@@ -139,12 +139,22 @@ impl Processor {
         inserted: &[Inserted],
         outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), StoreError> {
-        for (delivery, inserted) in batch.iter().zip(inserted) {
-            if let Inserted::New(seq) = inserted {
-                let received_at = UtcMillis(delivery.received_at_ms);
-                self.process(tx, *seq, &delivery.body, received_at, outgoing)
-                    .await?;
-            }
+        let new: Vec<(i64, UtcMillis, Decoding)> = batch
+            .iter()
+            .zip(inserted)
+            .filter_map(|(delivery, inserted)| match inserted {
+                Inserted::New(seq) => {
+                    let received_at = UtcMillis(delivery.received_at_ms);
+                    Some((*seq, received_at, decode_body(&delivery.body, received_at)))
+                }
+                Inserted::Duplicate => None,
+            })
+            .collect();
+        let persons: Vec<PersonId> = new.iter().filter_map(|(_, _, d)| person_of(d)).collect();
+        tx.load_machines(&persons).await?;
+        for (seq, received_at, decoded) in new {
+            self.process(tx, seq, decoded, received_at, outgoing)
+                .await?;
         }
         Ok(())
     }
@@ -182,8 +192,25 @@ impl Processor {
         let mut tx = self.store.begin().await?;
         let mut outgoing = Vec::new();
         let mut unreadable = false;
-        for work in batch {
-            match self.apply(&mut tx, work, &mut outgoing).await {
+        let decoded: Vec<Option<Decoding>> = batch
+            .iter()
+            .map(|work| match work {
+                Work::Delivery(d) => Some(decode_body(&d.body, UtcMillis(d.received_at_ms))),
+                Work::Tick(..) => None,
+            })
+            .collect();
+        let persons: Vec<PersonId> = batch
+            .iter()
+            .zip(&decoded)
+            .filter_map(|(work, decoded)| match (work, decoded) {
+                (Work::Tick(person, _), _) => Some(*person),
+                (Work::Delivery(_), Some(decoded)) => person_of(decoded),
+                (Work::Delivery(_), None) => None,
+            })
+            .collect();
+        tx.load_machines(&persons).await?;
+        for (work, decoded) in batch.iter().zip(decoded) {
+            match self.apply(&mut tx, work, decoded, &mut outgoing).await {
                 Ok(()) => {}
                 Err(StoreError::Corrupt(_)) => {
                     unreadable = true;
@@ -200,7 +227,7 @@ impl Processor {
         for work in batch {
             let mut tx = self.store.begin().await?;
             let mut outgoing = Vec::new();
-            match self.apply(&mut tx, work, &mut outgoing).await {
+            match self.apply(&mut tx, work, None, &mut outgoing).await {
                 Ok(()) => {
                     tx.commit().await?;
                     self.send(outgoing).await?;
@@ -215,16 +242,19 @@ impl Processor {
         Ok(())
     }
 
+    /// Applies one unit; a delivery's body is decoded here unless `decoded` brings it.
     async fn apply(
         &self,
         tx: &mut StoreTx,
         work: &Work<'_>,
+        decoded: Option<Decoding>,
         outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), StoreError> {
         match work {
             Work::Delivery(delivery) => {
                 let received_at = UtcMillis(delivery.received_at_ms);
-                self.process(tx, delivery.seq, &delivery.body, received_at, outgoing)
+                let decoded = decoded.unwrap_or_else(|| decode_body(&delivery.body, received_at));
+                self.process(tx, delivery.seq, decoded, received_at, outgoing)
                     .await
             }
             Work::Tick(person, now) => self.tick(tx, *person, *now, outgoing).await,
@@ -255,14 +285,11 @@ impl Processor {
         &self,
         tx: &mut StoreTx,
         seq: i64,
-        body: &[u8],
+        decoded: Decoding,
         received_at: UtcMillis,
         outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
-        let decoded = Envelope::parse(body)
-            .map_err(|e| e.to_string())
-            .and_then(|e| decode::decode(&e, received_at));
         let person = match &decoded {
             Ok(Decoded::Call { person, .. } | Decoded::AgentState { person, .. }) => *person,
             Ok(Decoded::Recording { id }) => {
@@ -487,6 +514,23 @@ impl Processor {
             }
         }
         Ok(())
+    }
+}
+
+/// A delivery's body decoded, or why it cannot be.
+type Decoding = Result<Decoded, String>;
+
+fn decode_body(body: &[u8], received_at: UtcMillis) -> Decoding {
+    Envelope::parse(body)
+        .map_err(|e| e.to_string())
+        .and_then(|e| decode::decode(&e, received_at))
+}
+
+/// Whose machine a decoded delivery steps.
+fn person_of(decoded: &Decoding) -> Option<PersonId> {
+    match decoded {
+        Ok(Decoded::Call { person, .. } | Decoded::AgentState { person, .. }) => Some(*person),
+        _ => None,
     }
 }
 

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
-use capture_shared::protocol::{MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, StreamSettings};
+use capture_shared::protocol::{
+    MAX_CONTROL_MESSAGE_BYTES, MAX_FRAME_BYTES, READ_BUFFER_BYTES, StreamSettings,
+};
 
 pub use buffer::{
     BUFFER_DIR, CallBuffer, FILE_QUEUE_BYTES, GAP_SPOOL_NOT_RECEIVED, Recording, STOP_GRACE,
@@ -64,6 +66,7 @@ pub async fn agent_socket(State(recorder): State<Recorder>, upgrade: WebSocketUp
     upgrade
         .max_message_size(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES))
         .max_frame_size(MAX_FRAME_BYTES.max(MAX_CONTROL_MESSAGE_BYTES))
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| session::run(recorder, socket))
 }
 

@@ -40,6 +40,8 @@ struct Event {
 #[derive(Debug, Default)]
 pub(super) struct Deferred {
     machines: HashMap<PersonId, Machine>,
+    /// Machine states as stored, read ahead for a batch (`None`: the person has none).
+    loaded: HashMap<PersonId, Option<String>>,
     /// Persons' agents read in this transaction.
     agents: HashMap<PersonId, Option<AgentId>>,
     events: Vec<Event>,
@@ -49,9 +51,17 @@ pub(super) struct Deferred {
 }
 
 impl Deferred {
-    /// The machine state saved in this transaction, if any.
-    pub(super) fn machine(&self, person: PersonId) -> Option<String> {
-        self.machines.get(&person).map(|m| m.state.clone())
+    /// The machine state saved in this transaction, else as read ahead (outer `None`: neither).
+    pub(super) fn machine(&self, person: PersonId) -> Option<Option<String>> {
+        match self.machines.get(&person) {
+            Some(saved) => Some(Some(saved.state.clone())),
+            None => self.loaded.get(&person).cloned(),
+        }
+    }
+
+    /// Remembers a machine state read ahead.
+    pub(super) fn loaded_machine(&mut self, person: PersonId, state: Option<String>) {
+        self.loaded.insert(person, state);
     }
 
     pub(super) fn save_machine(

@@ -43,10 +43,10 @@ impl StoreTx {
     }
 
     /// The stored machine state (JSON) of `person`. Reads the person's agent in the same
-    /// statement (the processor asks for both).
+    /// statement (the processor asks for both), unless [`StoreTx::load_machines`] read them.
     pub async fn machine(&mut self, person: PersonId) -> Result<Option<String>, StoreError> {
         if let Some(state) = self.deferred.machine(person) {
-            return Ok(Some(state));
+            return Ok(state);
         }
         let row = sqlx::query(
             "SELECT (SELECT state FROM agent_machines WHERE person_id = ?1) AS state,
@@ -58,6 +58,58 @@ impl StoreTx {
         let agent = parse_agent(row.try_get("agent")?)?;
         self.deferred.remember_agent(person, agent);
         Ok(row.try_get("state")?)
+    }
+
+    /// Reads the machine states and agents of `persons` in one statement, so that a batch of
+    /// deliveries costs one read rather than one per delivery (each a round trip to the
+    /// connection's thread); [`StoreTx::machine`] and [`StoreTx::agent_for_person`] then answer
+    /// from what was read.
+    pub async fn load_machines(&mut self, persons: &[PersonId]) -> Result<(), StoreError> {
+        let mut wanted: Vec<String> = persons
+            .iter()
+            .filter(|p| self.deferred.machine(**p).is_none())
+            .map(ToString::to_string)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Two bound values a person; SQLite allows 32,766.
+        for chunk in wanted.chunks(8_000) {
+            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
+                "SELECT 'state' AS kind, person_id, state AS value FROM agent_machines WHERE person_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for person in chunk {
+                list.push_bind(person);
+            }
+            query
+                .push(") UNION ALL SELECT 'agent', person_id, id FROM agents WHERE person_id IN (");
+            let mut list = query.separated(", ");
+            for person in chunk {
+                list.push_bind(person);
+            }
+            query.push(")");
+            let rows = query.build().fetch_all(&mut *self.tx).await?;
+            let mut states = std::collections::HashMap::new();
+            let mut agents = std::collections::HashMap::new();
+            for row in rows {
+                let person: String = row.try_get("person_id")?;
+                let value: String = row.try_get("value")?;
+                if row.try_get::<String, _>("kind")? == "state" {
+                    states.insert(person, value);
+                } else {
+                    agents.insert(person, value);
+                }
+            }
+            for person in chunk {
+                let id = uuid::Uuid::parse_str(person)
+                    .map(PersonId)
+                    .map_err(corrupt)?;
+                let agent = parse_agent(agents.remove(person))?;
+                self.deferred.remember_agent(id, agent);
+                self.deferred.loaded_machine(id, states.remove(person));
+            }
+        }
+        Ok(())
     }
 
     /// Stores the machine state of `person` and when it next needs a tick.
@@ -211,18 +263,15 @@ impl StoreTx {
         from_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let open = sqlx::query("SELECT 1 FROM contact_gaps WHERE contact_id = ? AND to_ms IS NULL")
-            .bind(contact.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        if open.is_none() {
-            sqlx::query("INSERT INTO contact_gaps (contact_id, from_ms, reason) VALUES (?, ?, ?)")
-                .bind(contact.to_string())
-                .bind(from_ms)
-                .bind(reason)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        sqlx::query(
+            "INSERT INTO contact_gaps (contact_id, from_ms, reason) SELECT ?1, ?2, ?3
+             WHERE NOT EXISTS (SELECT 1 FROM contact_gaps WHERE contact_id = ?1 AND to_ms IS NULL)",
+        )
+        .bind(contact.to_string())
+        .bind(from_ms)
+        .bind(reason)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
