@@ -263,7 +263,8 @@ async fn a_storm_of_refusals_loses_nothing_duplicates_nothing_and_honours_retry_
     assert!(stats.by_status.get(&429).copied().unwrap_or(0) > 0);
     assert_eq!(
         stats.early_retries, 0,
-        "a request came before its Retry-After"
+        "a request came before its Retry-After: {:?}",
+        stats.early
     );
     let status = server.api_get("/api/v1/adapter").await?;
     assert_eq!(status["backfills"][0]["state"], "listed");

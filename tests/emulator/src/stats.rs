@@ -28,6 +28,8 @@ pub struct Stats {
     /// Requests that arrived before the `Retry-After` of an earlier 429/423 answered for the same
     /// method and path-and-query had elapsed.
     pub early_retries: u64,
+    /// Each early retry: method, path and query, and how early it came (for the test's message).
+    pub early: Vec<String>,
     /// Successful audio downloads per recording id.
     pub audio_downloads: HashMap<String, u64>,
     /// Webhook deliveries answered 2xx.
@@ -52,6 +54,8 @@ pub(crate) struct StatsState {
     pub log: Vec<RequestRecord>,
     /// `METHOD path?query` → the instant before which a retry is early.
     not_before: HashMap<String, Instant>,
+    /// `METHOD path?query` → requests arrived and not yet answered.
+    in_flight: HashMap<String, u32>,
 }
 
 impl StatsState {
@@ -62,12 +66,22 @@ impl StatsState {
             && now < *not_before
         {
             self.stats.early_retries += 1;
+            let early = not_before.duration_since(now) + RETRY_AFTER_SLACK;
+            let concurrent = self.in_flight.get(&key(method, path)).copied().unwrap_or(0);
+            self.stats.early.push(format!(
+                "{method} {path}: {} ms before its Retry-After ended, {concurrent} other request(s) for it in flight",
+                early.as_millis()
+            ));
         }
+        *self.in_flight.entry(key(method, path)).or_default() += 1;
     }
 
     /// Records an answer; `retry_after` when it told the client to wait.
     pub fn answered(&mut self, record: RequestRecord, retry_after: Option<u64>, now: Instant) {
         *self.stats.by_status.entry(record.status).or_default() += 1;
+        if let Some(count) = self.in_flight.get_mut(&key(&record.method, &record.path)) {
+            *count = count.saturating_sub(1);
+        }
         if let Some(seconds) = retry_after {
             let wait = Duration::from_secs(seconds).saturating_sub(RETRY_AFTER_SLACK);
             self.not_before
