@@ -9,7 +9,7 @@ use capture_tests::recordings::{TestEmulator, counts, job, server_for, wait_jobs
 use capture_tests::webex::{SECRET, post_signed};
 use jiff::{Timestamp, ToSpan as _};
 use sha2::{Digest as _, Sha256};
-use webex_emulator::{CallKind, CallPlan, Document, RecordingSpec};
+use webex_emulator::{CallKind, CallPlan, Document, Faults, RecordingSpec, Route, RouteFaults};
 
 async fn post_backfill(
     server: &capture_tests::server::TestServer,
@@ -457,5 +457,45 @@ async fn an_expired_download_link_is_renewed_by_fetching_the_details_again() -> 
         (2, 1),
         "one expired download, one fresh link"
     );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_refused_backfill_listing_waits_out_its_retry_after_even_when_requested_again()
+-> anyhow::Result<()> {
+    let emulator = TestEmulator::start(|_| {}).await?;
+    let to = Timestamp::now() - 48.hours();
+    let from = to - 24.hours();
+    let recordings = emulator.add_recordings(3, from, to).await;
+    let server = server_for(&emulator, |_, _| {}).await?;
+    // Every listing refused: 429, Retry-After 1 s.
+    let refused = RouteFaults {
+        rate_limited: 1.0,
+        ..RouteFaults::default()
+    };
+    emulator.set_faults(Faults::default().with_route(Route::List, refused));
+    post_backfill(&server, from, to).await?;
+    // The same backfill requested again while its listing is being refused (the client tries 5
+    // times, 1 s apart): the service must not list it again before the last refusal's
+    // Retry-After (nor wait for the next poll, an hour away, once refusals stop).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    post_backfill(&server, from, to).await?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let stats = emulator.stats();
+    assert!(
+        stats.by_status.get(&429).copied().unwrap_or(0) >= 5,
+        "{:?}",
+        stats.by_status
+    );
+    assert_eq!(
+        stats.early_retries, 0,
+        "a listing came before its Retry-After: {:?}",
+        stats.early
+    );
+    emulator.set_faults(Faults::default());
+    let ids: Vec<String> = recordings.iter().map(|r| r.id.clone()).collect();
+    wait_jobs(&server, &ids, "stored", Duration::from_secs(60)).await?;
+    let status = server.api_get("/api/v1/adapter").await?;
+    assert_eq!(status["backfills"][0]["state"], "listed");
     server.stop().await
 }

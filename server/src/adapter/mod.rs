@@ -97,28 +97,47 @@ impl Adapter {
         Arc::from(format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()).as_str())
     }
 
-    /// Polls every `poll_interval` until `cancel`, and lists any backfill still listing.
+    /// Polls every `poll_interval` until `cancel`, and lists any backfill still listing. A
+    /// backfill listing that failed is taken up again after `max(LIST_RETRY, Retry-After)`, not
+    /// sooner (not even when another backfill is requested meanwhile) and not only at the next poll.
     pub async fn poll_loop(self, cancel: CancellationToken) {
         let mut next_poll = tokio::time::Instant::now();
+        let mut backfills_at = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_poll {
                 next_poll = tokio::time::Instant::now() + self.poll().await;
             }
-            match self.store.listing_backfills().await {
-                Ok(backfills) => {
-                    for backfill in backfills {
-                        if let Err(error) = self.list_backfill(backfill).await {
-                            tracing::warn!(%error, "backfill listing failed");
+            if tokio::time::Instant::now() >= backfills_at {
+                match self.store.listing_backfills().await {
+                    Ok(backfills) => {
+                        for backfill in backfills {
+                            if let Err(error) = self.list_backfill(backfill).await {
+                                tracing::warn!(%error, "backfill listing failed; it resumes later");
+                                let retry_after = match &error {
+                                    list::ListError::Webex(webex) => webex.retry_after(),
+                                    _ => None,
+                                };
+                                let wait =
+                                    backfill::LIST_RETRY.max(retry_after.unwrap_or_default());
+                                backfills_at = tokio::time::Instant::now() + wait;
+                                break;
+                            }
                         }
                     }
+                    Err(error) => tracing::warn!(%error, "backfills unreadable"),
                 }
-                Err(error) => tracing::warn!(%error, "backfills unreadable"),
             }
+            let wake_at = if backfills_at > tokio::time::Instant::now() {
+                next_poll.min(backfills_at)
+            } else {
+                next_poll
+            };
             tokio::select! {
                 () = cancel.cancelled() => return,
-                // A backfill was requested: list it now; the poll keeps its own pace.
+                // A backfill was requested: list it now (unless a listing waits out a refusal);
+                // the poll keeps its own pace.
                 () = self.poll_now.notified() => {}
-                () = tokio::time::sleep_until(next_poll) => {}
+                () = tokio::time::sleep_until(wake_at) => {}
             }
         }
     }
